@@ -1,0 +1,1 @@
+"""Thin napari dock widgets, one module per capability (Qt lives only here)."""

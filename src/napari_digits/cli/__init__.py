@@ -1,0 +1,70 @@
+"""The ``napari-digits`` command line: the same core and engine, no Qt.
+
+Each subcommand lives in its own module of this package and exposes
+``add_parser(subparsers)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: subcommand name -> module (in this package) that implements it
+SUBCOMMANDS = {
+    "filter": "filter",
+    "train": "train",
+    "evaluate": "evaluate",
+    "filters": "filters",
+    "read": "read",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every available subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The top-level parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog="napari-digits",
+        description="Kernels, learned filters, MNIST training and scan reading.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in SUBCOMMANDS.values():
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module_name}":
+                raise
+            continue  # subcommand not available in this build
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 on a user error, 2 on bad usage.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

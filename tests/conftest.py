@@ -1,0 +1,31 @@
+"""Shared fixtures: the rule that the test process never imports TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_tensorflow_in_this_process():
+    """Fail any test after which TensorFlow sits in the viewer's process.
+
+    TensorFlow and napari's OpenGL canvas crash each other in one process
+    (see DESIGN.md); every TensorFlow computation belongs to the engine process.
+    """
+    yield
+    assert "tensorflow" not in sys.modules, "tensorflow was imported in-process"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Return the directory of the full MNIST set, or skip where it is absent."""
+    path = os.environ.get("MNIST_DIR") or str(REPO.parent / "shared" / "data" / "mnist")
+    if not Path(path, "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("full MNIST not found: set MNIST_DIR")
+    return Path(path)
