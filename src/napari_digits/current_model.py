@@ -1,0 +1,51 @@
+"""The viewer's current model: the shipped default until one is trained or loaded.
+
+Pure Python (psygnal only): widgets connect to :attr:`CurrentModel.changed` to
+follow a model change made elsewhere (a training that ended, a model loaded).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from psygnal import Signal
+
+
+def shipped_model_path() -> Path:
+    """Return the path of the trained ``default`` model that ships in the package.
+
+    Returns
+    -------
+    pathlib.Path
+        ``napari_digits/resources/default.keras``.
+    """
+    return Path(str(resources.files("napari_digits") / "resources" / "default.keras"))
+
+
+class CurrentModel:
+    """Holds the path of the model the filters and scan capabilities use."""
+
+    changed = Signal(Path)
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = Path(path) if path is not None else None
+
+    @property
+    def path(self) -> Path:
+        """The current model's file (the shipped default when none was set)."""
+        return self._path if self._path is not None else shipped_model_path()
+
+    def set(self, path: str | Path) -> None:
+        """Make ``path`` the current model and emit :attr:`changed`."""
+        self._path = Path(path)
+        self.changed.emit(self._path)
+
+    def reset(self) -> None:
+        """Go back to the shipped default model."""
+        self._path = None
+        self.changed.emit(self.path)
+
+
+#: the process-wide current model, shared by every widget
+current_model = CurrentModel()

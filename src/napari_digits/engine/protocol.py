@@ -1,0 +1,239 @@
+"""The typed protocol between the viewer and the engine process.
+
+Requests go in, events come out. Every message is a small frozen dataclass of
+plain Python values and numpy arrays, so it pickles across the process
+boundary. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# --------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A compute device TensorFlow sees: ``name`` is ``"CPU"`` or ``"GPU:0"``..."""
+
+    name: str
+    kind: str  # "CPU" or "GPU"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    """The weights of one convolution layer.
+
+    ``kernel`` has shape ``(height, width, in_channels, filters)`` (Keras
+    order), ``bias`` shape ``(filters,)``; ``activation`` is the Keras name of
+    the layer's activation (``"relu"``, ``"linear"``...).
+    """
+
+    kernel: np.ndarray
+    bias: np.ndarray
+    activation: str = "linear"
+    layer_name: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a training run stands, sent every few batches and at epoch ends.
+
+    ``epoch`` counts from 1. ``test_accuracy`` and ``checkpoint`` are set only
+    on the event that ends an epoch (``epoch_end`` is True); ``first_layer``
+    too, so that a view of the filters can follow a training without a
+    second request to the busy engine.
+    """
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float
+    accuracy: float | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+    epoch_end: bool = False
+    test_accuracy: float | None = None
+    checkpoint: str | None = None
+    first_layer: ConvWeights | None = None
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The outcome of a finished (or stopped) training run."""
+
+    model_path: str
+    epochs_done: int
+    test_accuracy: float | None
+    wall_time: float
+    stopped: bool = False
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-set accuracy and the 10x10 confusion matrix (rows: true digit)."""
+
+    accuracy: float
+    confusion: np.ndarray
+    count: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model expects and contains."""
+
+    path: str
+    input_shape: tuple[int | None, ...]
+    n_classes: int
+    layers: tuple[str, ...]
+    params: int
+
+
+# --------------------------------------------------------------------------
+# requests
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Ask the engine whether it is alive; the result is its process id."""
+
+
+@dataclass(frozen=True)
+class ListDevices:
+    """List the devices TensorFlow sees; the result is a list of DeviceInfo."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    ``None`` for epochs, batch size or learning rate means the architecture's
+    own default. ``train_limit``/``test_limit`` take the first N images (for
+    quick runs and tests). ``resume`` continues from ``out``'s checkpoint.
+    """
+
+    out: str
+    architecture: str = "default"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    device: str = "auto"  # "auto", "cpu", "gpu" or a name from ListDevices
+    mixed_precision: bool = False
+    mnist: str | None = None
+    seed: int = 0
+    train_limit: int | None = None
+    test_limit: int | None = None
+    resume: bool = False
+    time_budget: float | None = None  # seconds of training, then stop cleanly
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train a model; streams TrainingProgress, returns a TrainingResult."""
+
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Evaluate a saved model on the MNIST test set; returns an Evaluation."""
+
+    model: str
+    mnist: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Predict:
+    """Class probabilities for images.
+
+    ``images`` is ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink
+    on black like MNIST. The result is a float32 array ``(N, 10)``.
+    """
+
+    model: str
+    images: np.ndarray
+
+
+@dataclass(frozen=True)
+class GetFirstLayer:
+    """The model's first convolution layer; returns ConvWeights."""
+
+    model: str
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """Activations of the first ``depth`` convolution layers for one image.
+
+    ``image`` is 2D float in 0..1 (any size at least the kernel's). The result
+    is a list of float32 arrays ``(H', W', filters)``, one per layer, taken
+    after the layer's activation, before pooling.
+    """
+
+    model: str
+    image: np.ndarray
+    depth: int = 1
+
+
+@dataclass(frozen=True)
+class Describe:
+    """Describe a model file; returns ModelInfo."""
+
+    model: str
+
+
+Request = (
+    Ping
+    | ListDevices
+    | Train
+    | Evaluate
+    | Predict
+    | GetFirstLayer
+    | FeatureMaps
+    | Describe
+)
+
+# --------------------------------------------------------------------------
+# events
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event of a running request."""
+
+    progress: TrainingProgress
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line of text for the user."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """The final value of a request."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request failed; ``error`` names the exception type in the engine."""
+
+    error: str
+    message: str
+
+
+Event = Progress | Log | Result | Failure
