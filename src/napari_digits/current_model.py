@@ -27,6 +27,9 @@ class CurrentModel:
     """Holds the path of the model the filters and scan capabilities use."""
 
     changed = Signal(Path)
+    #: emitted by the training widget (GUI thread) with the TrainingProgress
+    #: that ends each epoch, so that other views can follow a running training
+    epoch_ended = Signal(object)
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = Path(path) if path is not None else None
