@@ -1,0 +1,514 @@
+"""The filters a CNN learned in its first convolution layer, as arrays.
+
+Pure numpy: no Qt, no napari, no TensorFlow. The weights come in as a
+:class:`~napari_digits.engine.protocol.ConvWeights` (Keras order: ``kernel`` of
+shape ``(height, width, in_channels, filters)``).
+
+Orientation
+-----------
+A Keras ``Conv2D`` computes a *correlation*: ``out[i, j] = sum x[i + u, j + v]
+* w[u, v]``. A classic kernel in :mod:`napari_digits.kernels` is a
+*convolution* kernel, applied with :func:`napari_digits.kernels.apply_kernel`
+(which flips it, like :func:`scipy.ndimage.convolve`). :func:`as_kernel` turns
+learned weights into that convention by rotating them 180 degrees, so that
+``apply_kernel(image, as_kernel(...))`` computes what the network's filter
+computes (up to the bias, the activation and, for even sizes, a half-pixel
+shift of the anchor). Matching with :func:`closest_classic` works on those
+kernels; since it also tries 90-degree rotations, a 180-degree flip never
+changes which classic kernel is named.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_digits.engine.protocol import ConvWeights
+
+__all__ = [
+    "FilterTiles",
+    "ImageTooSmallError",
+    "Match",
+    "NoConvolutionError",
+    "activation_maps",
+    "as_kernel",
+    "check_kernel",
+    "closest_classic",
+    "match_filters",
+    "match_table",
+    "tile_filters",
+    "to_grey",
+]
+
+
+class NoConvolutionError(ValueError):
+    """The model has no usable convolution layer (or its weights are malformed)."""
+
+
+class ImageTooSmallError(ValueError):
+    """The image is smaller than the filter it should be filtered with."""
+
+
+# --------------------------------------------------------------------------
+# weights
+# --------------------------------------------------------------------------
+
+
+def check_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Return ``kernel`` as float32 after checking it is a Keras conv kernel.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        Weights of shape ``(height, width, in_channels, filters)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The same weights as float32.
+
+    Raises
+    ------
+    NoConvolutionError
+        When the array is not 4D or has an empty dimension.
+    """
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4 or 0 in kernel.shape:
+        raise NoConvolutionError(
+            f"expected 2D convolution weights (height, width, in_channels, filters), "
+            f"got shape {kernel.shape}: use a model whose first layer is a Conv2D"
+        )
+    return kernel.astype(np.float32, copy=False)
+
+
+def as_kernel(kernel: np.ndarray, index: int, *, channel: int = 0) -> np.ndarray:
+    """Return one learned filter as a convolution kernel for ``apply_kernel``.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        Keras weights ``(height, width, in_channels, filters)``.
+    index : int
+        The filter.
+    channel : int, optional
+        The input channel whose weights to take.
+
+    Returns
+    -------
+    numpy.ndarray
+        A float64 ``(height, width)`` kernel: the weights rotated 180 degrees,
+        since Keras correlates where ``apply_kernel`` convolves.
+
+    Examples
+    --------
+    >>> w = np.arange(4.0).reshape(2, 2, 1, 1)
+    >>> as_kernel(w, 0)
+    array([[3., 2.],
+           [1., 0.]])
+    """
+    kernel = check_kernel(kernel)
+    return np.asarray(kernel[::-1, ::-1, channel, index], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------
+# tiles
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterTiles:
+    """Every filter of a layer laid out in one image.
+
+    ``image`` is 2D float32; ``boxes`` is ``(n, 4)`` with each tile's
+    ``(row0, col0, row1, col1)`` in ``image`` pixels (end exclusive);
+    ``filters`` and ``channels`` give each tile's filter and input channel;
+    ``zoom`` is the number of pixels per weight; ``limit`` the largest absolute
+    weight (use ``(-limit, limit)`` as contrast limits, centred on zero).
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    filters: np.ndarray
+    channels: np.ndarray
+    zoom: int
+    limit: float
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean image, True on tile pixels and False in the gaps."""
+        mask = np.zeros(self.image.shape, dtype=bool)
+        for r0, c0, r1, c1 in self.boxes:
+            mask[r0:r1, c0:c1] = True
+        return mask
+
+
+def default_zoom(height: int, width: int) -> int:
+    """Return pixels per weight so that a tile is about 30 pixels wide."""
+    return max(2, 30 // max(height, width, 1))
+
+
+def grid_shape(n_filters: int, n_channels: int) -> tuple[int, int]:
+    """Return ``(rows, columns)`` of tiles.
+
+    One input channel: a landscape grid about twice as wide as tall. Several
+    input channels: one row per input channel, one column per filter.
+    """
+    if n_channels > 1:
+        return n_channels, n_filters
+    columns = max(1, min(n_filters, math.ceil(math.sqrt(2 * n_filters))))
+    return math.ceil(n_filters / columns), columns
+
+
+def tile_filters(
+    kernel: np.ndarray,
+    *,
+    zoom: int | None = None,
+    gap: int | None = None,
+    fill: float = 0.0,
+) -> FilterTiles:
+    """Lay out every filter of a conv layer as tiles of one image.
+
+    Each weight becomes a ``zoom`` x ``zoom`` square (nearest-neighbour
+    upsampling, no smoothing); tiles are ``gap`` pixels apart. With one input
+    channel the filters fill a grid row by row; with several, row ``c`` holds
+    every filter's weights for input channel ``c``.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        Keras weights ``(height, width, in_channels, filters)``.
+    zoom : int, optional
+        Pixels per weight; about 30 pixels per tile by default.
+    gap : int, optional
+        Pixels between tiles; ``max(1, zoom // 3)`` by default.
+    fill : float, optional
+        The value of the gaps (0, the centre of a diverging colormap).
+
+    Returns
+    -------
+    FilterTiles
+        The image and where each filter lies in it.
+
+    Examples
+    --------
+    >>> tiles = tile_filters(np.ones((3, 3, 1, 4)), zoom=2, gap=1)
+    >>> tiles.image.shape, tiles.filters.tolist()
+    ((6, 27), [0, 1, 2, 3])
+    """
+    kernel = check_kernel(kernel)
+    height, width, n_channels, n_filters = kernel.shape
+    zoom = zoom or default_zoom(height, width)
+    gap = max(1, zoom // 3) if gap is None else gap
+    rows, columns = grid_shape(n_filters, n_channels)
+    th, tw = height * zoom, width * zoom
+    image = np.full(
+        (rows * th + (rows - 1) * gap, columns * tw + (columns - 1) * gap),
+        fill,
+        dtype=np.float32,
+    )
+    boxes, filters, channels = [], [], []
+    for channel in range(n_channels):
+        for index in range(n_filters):
+            row, col = (channel, index) if n_channels > 1 else divmod(index, columns)
+            r0, c0 = row * (th + gap), col * (tw + gap)
+            tile = np.kron(kernel[:, :, channel, index], np.ones((zoom, zoom)))
+            image[r0 : r0 + th, c0 : c0 + tw] = tile
+            boxes.append((r0, c0, r0 + th, c0 + tw))
+            filters.append(index)
+            channels.append(channel)
+    return FilterTiles(
+        image=image,
+        boxes=np.asarray(boxes, dtype=int),
+        filters=np.asarray(filters, dtype=int),
+        channels=np.asarray(channels, dtype=int),
+        zoom=zoom,
+        limit=float(np.abs(kernel).max()) or 1.0,
+    )
+
+
+# --------------------------------------------------------------------------
+# activation maps: a numpy reference of the first layer
+# --------------------------------------------------------------------------
+
+_ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "softplus": lambda x: np.logaddexp(0, x),
+    "swish": lambda x: x / (1 + np.exp(-x)),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "relu6": lambda x: np.clip(x, 0, 6),
+}
+
+
+def activate(x: np.ndarray, name: str | None) -> np.ndarray:
+    """Apply the Keras activation called ``name`` (None means linear).
+
+    Raises
+    ------
+    ValueError
+        For an activation this reference does not implement.
+    """
+    try:
+        return _ACTIVATIONS[(name or "linear").lower()](x)
+    except KeyError:
+        known = ", ".join(sorted(_ACTIVATIONS))
+        raise ValueError(
+            f"activation {name!r} is not supported; known: {known}"
+        ) from None
+
+
+def activation_maps(
+    image: np.ndarray, conv: ConvWeights, *, padding: str = "valid"
+) -> np.ndarray:
+    """Compute a conv layer's output in numpy, exactly as Keras does.
+
+    ``out[i, j, f] = act(bias[f] + sum_{u, v, c} x[i + u, j + v, c] * w[u, v, c, f])``
+    (a correlation, stride 1, no dilation).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W)`` or ``(H, W, in_channels)`` float image.
+    conv : ConvWeights
+        The layer's kernel, bias and activation.
+    padding : {"valid", "same"}, optional
+        Keras padding: ``"same"`` zero-pads like TensorFlow (the extra row and
+        column of an even kernel go after).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(H', W', filters)``.
+
+    Raises
+    ------
+    ImageTooSmallError
+        When a ``"valid"`` layer's filter is larger than the image.
+    ValueError
+        When the image's channels do not match the weights'.
+    """
+    kernel = check_kernel(conv.kernel).astype(np.float64)
+    height, width, n_channels, _ = kernel.shape
+    x = np.asarray(image, dtype=np.float64)
+    x = x[..., None] if x.ndim == 2 else x
+    if x.shape[-1] != n_channels:
+        raise ValueError(
+            f"image has {x.shape[-1]} channels, layer expects {n_channels}"
+        )
+    if padding == "same":
+        pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (height, width)]
+        x = np.pad(x, [*pads, (0, 0)])
+    check_image_size(x.shape[:2], (height, width))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (height, width), axis=(0, 1))
+    out = np.einsum("ijcuv,uvcf->ijf", windows, kernel) + np.asarray(conv.bias)
+    return activate(out, conv.activation).astype(np.float32)
+
+
+def check_image_size(shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> None:
+    """Raise :class:`ImageTooSmallError` when the image is smaller than the filter."""
+    if shape[0] < kernel_shape[0] or shape[1] < kernel_shape[1]:
+        raise ImageTooSmallError(
+            f"the image ({shape[0]}x{shape[1]}) is smaller than the filter "
+            f"({kernel_shape[0]}x{kernel_shape[1]}): pick a larger image"
+        )
+
+
+def to_grey(image: np.ndarray, *, rgb: bool) -> np.ndarray:
+    """Return a 2D float image in 0..1 for a 1-channel network.
+
+    Integers are divided by their type's maximum; floats already within 0..1
+    are kept, other floats are rescaled from their min..max; RGB(A) is turned
+    into luminance with :func:`skimage.color.rgb2gray` (alpha dropped).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W)`` or, with ``rgb``, ``(H, W, 3|4)``.
+    rgb : bool
+        Whether the last axis holds colour channels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(H, W)`` in 0..1.
+    """
+    x = np.asarray(image)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x / np.iinfo(x.dtype).max
+    elif x.dtype == bool:
+        x = x.astype(np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if rgb:
+        from skimage.color import rgb2gray
+
+        x = rgb2gray(x[..., :3])
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2D image, got shape {x.shape}: pick one plane")
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    if lo < 0 or hi > 1:
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return x.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# the closest classic kernel
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    """The classic kernel closest to one learned filter.
+
+    ``name`` is the catalogue's name (None when the catalogue has nothing at
+    that size or the filter is flat); ``r`` the normalised correlation
+    (Pearson, in -1..1; the best over the variants, so >= 0); ``rotation`` the
+    quarter turns applied to the classic kernel (0..3); ``negated`` whether its
+    sign was flipped.
+    """
+
+    filter: int
+    channel: int
+    name: str | None
+    r: float
+    rotation: int = 0
+    negated: bool = False
+
+    @property
+    def variant(self) -> str:
+        """A short description of the transform, '' for the kernel itself."""
+        parts = [f"rotated {90 * self.rotation}°"] if self.rotation else []
+        return ", ".join([*parts, "negated"] if self.negated else parts)
+
+    def __str__(self) -> str:
+        if self.name is None:
+            return f"filter {self.filter} ~ (no classic kernel)"
+        variant = f" ({self.variant})" if self.variant else ""
+        channel = f" [channel {self.channel}]" if self.channel else ""
+        return f"filter {self.filter}{channel} ~ {self.name}{variant}, r = {self.r:.2f}"
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the Pearson correlation of two same-shape arrays (nan if flat)."""
+    a = np.ravel(a) - np.mean(a)
+    b = np.ravel(b) - np.mean(b)
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.clip(a @ b / norm, -1, 1)) if norm > 1e-12 else float("nan")
+
+
+def variants(kernel: np.ndarray):
+    """Yield ``(rotation, negated, array)`` for the 8 variants, identity first."""
+    for negated in (False, True):
+        for rotation in range(4):
+            rotated = np.rot90(kernel, rotation)
+            yield rotation, negated, -rotated if negated else rotated
+
+
+def closest_classic(
+    weights: np.ndarray,
+    catalogue: Mapping[str, np.ndarray],
+    *,
+    filter: int = 0,
+    channel: int = 0,
+) -> Match:
+    """Name the classic kernel that one 2D filter resembles most.
+
+    Every same-shape kernel of ``catalogue`` is tried in its 4 rotations
+    (90-degree steps) and with both signs; the score is the Pearson
+    correlation. Ties go to the catalogue's order, then to the plainest
+    variant (no rotation, no negation), so a Sobel y filter is named "Sobel
+    y" rather than a rotated Sobel x. Flat kernels (a box blur) have no
+    shape to correlate and are skipped.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        A 2D filter (see :func:`as_kernel`).
+    catalogue : mapping of str to numpy.ndarray
+        Classic kernels by name, e.g. ``kernels.classic_kernels(size)``.
+    filter, channel : int, optional
+        Carried into the result.
+
+    Returns
+    -------
+    Match
+        The best match; ``name`` is None when nothing could be compared.
+    """
+    best, best_key = Match(filter, channel, None, float("nan")), None
+    for name, classic in catalogue.items():
+        classic = np.asarray(classic, dtype=np.float64)
+        if classic.shape != np.shape(weights) or classic.shape[0] != classic.shape[1]:
+            continue
+        for rotation, negated, variant in variants(classic):
+            r = correlation(weights, variant)
+            key = (round(r, 6), -(2 * (rotation > 0) + negated))
+            if not math.isnan(r) and (best_key is None or key > best_key):
+                best, best_key = Match(filter, channel, name, r, rotation, negated), key
+    return best
+
+
+def match_filters(
+    kernel: np.ndarray, catalogue: Mapping[str, np.ndarray] | None = None
+) -> list[Match]:
+    """Match every (filter, input channel) of a layer to a classic kernel.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        Keras weights ``(height, width, in_channels, filters)``.
+    catalogue : mapping, optional
+        Classic kernels by name; ``kernels.classic_kernels(height)`` by default
+        (square filters only; a non-square filter matches nothing).
+
+    Returns
+    -------
+    list of Match
+        In the order of :func:`tile_filters`' tiles (channel-major).
+    """
+    kernel = check_kernel(kernel)
+    height, width, n_channels, n_filters = kernel.shape
+    if catalogue is None:
+        from napari_digits import kernels
+
+        catalogue = kernels.classic_kernels(height) if height == width else {}
+    return [
+        closest_classic(as_kernel(kernel, f, channel=c), catalogue, filter=f, channel=c)
+        for c in range(n_channels)
+        for f in range(n_filters)
+    ]
+
+
+def closest_name(match: Match) -> str:
+    """Return the classic kernel's name with its variant ('' when unmatched)."""
+    if match.name is None:
+        return ""
+    return f"{match.name} ({match.variant})" if match.variant else match.name
+
+
+def match_table(matches: list[Match]) -> dict[str, np.ndarray]:
+    """Return the matches as columns (for a table or a layer's ``features``).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``filter``, ``channel``, ``closest`` (name with its variant, or ''),
+        ``r`` (float, nan when unmatched) and ``label`` (the sentence).
+    """
+    return {
+        "filter": np.array([m.filter for m in matches], dtype=int),
+        "channel": np.array([m.channel for m in matches], dtype=int),
+        "closest": np.array(
+            [
+                f"{m.name} ({m.variant})" if m.variant else (m.name or "")
+                for m in matches
+            ],
+            dtype=object,
+        ),
+        "r": np.array([m.r for m in matches], dtype=float),
+        "label": np.array([str(m) for m in matches], dtype=object),
+    }

@@ -1,0 +1,205 @@
+"""The learned-filters core: tiles, the numpy first layer, kernel matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_digits import learned_filters as lf
+from napari_digits.engine.protocol import ConvWeights
+
+SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+SOBEL_Y = SOBEL_X.T
+GAUSS = np.outer([1.0, 2, 1], [1.0, 2, 1]) / 16
+LAPLACE = np.array([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
+BOX = np.full((3, 3), 1 / 9)
+CATALOGUE = {
+    "Sobel x": SOBEL_X,
+    "Sobel y": SOBEL_Y,
+    "Gaussian": GAUSS,
+    "Laplacian": LAPLACE,
+    "box blur": BOX,
+    "other size": np.ones((5, 5)),
+}
+
+
+def random_kernel(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("shape", "grid"),
+    [
+        ((2, 2, 1, 32), (4, 8)),
+        ((3, 3, 1, 16), (3, 6)),
+        ((5, 5, 1, 3), (1, 3)),
+        ((3, 3, 3, 8), (3, 8)),
+    ],
+)
+def test_tiles_hold_every_weight_as_a_square(shape, grid):
+    kernel = random_kernel(shape)
+    tiles = lf.tile_filters(kernel, zoom=4, gap=2)
+    h, w, cin, n = shape
+    assert len(tiles.boxes) == n * cin
+    rows, cols = grid
+    assert tiles.image.shape == (
+        rows * h * 4 + (rows - 1) * 2,
+        cols * w * 4 + (cols - 1) * 2,
+    )
+    for (r0, c0, r1, c1), f, c in zip(
+        tiles.boxes, tiles.filters, tiles.channels, strict=True
+    ):
+        tile = tiles.image[r0:r1, c0:c1]
+        assert tile.shape == (h * 4, w * 4)
+        np.testing.assert_array_equal(tile[::4, ::4], kernel[:, :, c, f])
+        np.testing.assert_array_equal(
+            tile, np.kron(kernel[:, :, c, f], np.ones((4, 4)))
+        )
+    if cin > 1:  # one row per input channel
+        assert sorted(set(tiles.boxes[tiles.channels == 1, 0])) == [h * 4 + 2]
+    assert tiles.limit == pytest.approx(np.abs(kernel).max())
+    assert tiles.mask.sum() == n * cin * h * w * 16
+
+
+def test_tiles_gaps_hold_the_fill_value():
+    tiles = lf.tile_filters(np.ones((2, 2, 1, 2)), zoom=3, gap=1, fill=-7)
+    np.testing.assert_array_equal(tiles.image[:, 6], -7)
+    assert tiles.image.shape == (6, 13)
+
+
+@pytest.mark.parametrize("bad", [np.ones((3, 3)), np.ones((3, 3, 1, 0))])
+def test_malformed_weights_raise(bad):
+    with pytest.raises(lf.NoConvolutionError, match="Conv2D"):
+        lf.tile_filters(bad)
+
+
+def test_as_kernel_rotates_keras_weights_by_180_degrees():
+    kernel = random_kernel((3, 3, 2, 4))
+    np.testing.assert_array_equal(
+        lf.as_kernel(kernel, 2, channel=1), np.rot90(kernel[:, :, 1, 2], 2)
+    )
+    # correlation with the weights == convolution with the kernel
+    image = random_kernel((12, 10), seed=1)
+    np.testing.assert_allclose(
+        ndimage.correlate(image, kernel[:, :, 0, 3], mode="reflect"),
+        ndimage.convolve(image, lf.as_kernel(kernel, 3), mode="reflect"),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("size", [2, 3, 5])
+def test_activation_maps_equal_a_valid_correlation_plus_bias_and_relu(size):
+    image = np.random.default_rng(2).random((14, 11))
+    kernel = random_kernel((size, size, 1, 4), seed=size)
+    bias = np.array([0.5, -0.5, 0.0, 1.0], dtype=np.float32)
+    maps = lf.activation_maps(image, ConvWeights(kernel, bias, "relu"))
+    assert maps.shape == (15 - size, 12 - size, 4)
+    assert maps.dtype == np.float32
+    for f in range(4):
+        full = ndimage.correlate(
+            image, kernel[:, :, 0, f].astype(np.float64), mode="constant"
+        )
+        # scipy anchors the window at its centre; Keras "valid" at its corner
+        top = size // 2
+        expected = np.maximum(
+            full[top : top + 15 - size, top : top + 12 - size] + bias[f], 0
+        )
+        np.testing.assert_allclose(maps[..., f], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_activation_maps_same_padding_and_channels():
+    image = np.random.default_rng(3).random((9, 8, 3))
+    kernel = random_kernel((2, 2, 3, 2))
+    conv = ConvWeights(kernel, np.zeros(2, np.float32), "linear")
+    same = lf.activation_maps(image, conv, padding="same")
+    valid = lf.activation_maps(image, conv)
+    assert same.shape == (9, 8, 2)
+    np.testing.assert_allclose(same[:-1, :-1], valid, rtol=1e-5)  # TF pads after
+    expected = sum(
+        image[0, 0, c] * kernel[0, 0, c]
+        + image[0, 1, c] * kernel[0, 1, c]
+        + image[1, 0, c] * kernel[1, 0, c]
+        + image[1, 1, c] * kernel[1, 1, c]
+        for c in range(3)
+    )
+    np.testing.assert_allclose(valid[0, 0], expected, rtol=1e-5)
+
+
+def test_activation_maps_bad_input():
+    conv = ConvWeights(random_kernel((5, 5, 1, 2)), np.zeros(2), "relu")
+    with pytest.raises(lf.ImageTooSmallError, match="smaller than the filter"):
+        lf.activation_maps(np.zeros((4, 9)), conv)
+    with pytest.raises(ValueError, match="channels"):
+        lf.activation_maps(np.zeros((9, 9, 3)), conv)
+    with pytest.raises(ValueError, match="not supported"):
+        lf.activation_maps(
+            np.zeros((9, 9)), ConvWeights(conv.kernel, conv.bias, "mish")
+        )
+
+
+@pytest.mark.parametrize(
+    ("weights", "name", "rotation", "negated"),
+    [
+        (SOBEL_X, "Sobel x", 0, False),
+        (SOBEL_Y, "Sobel y", 0, False),
+        (-SOBEL_Y, "Sobel y", 0, True),
+        (GAUSS * 3 + 0.2, "Gaussian", 0, False),
+        (-LAPLACE, "Laplacian", 0, True),
+    ],
+)
+def test_closest_classic_names_the_kernel_and_its_variant(
+    weights, name, rotation, negated
+):
+    match = lf.closest_classic(weights, CATALOGUE, filter=7)
+    assert (match.name, match.rotation, match.negated) == (name, rotation, negated)
+    assert match.r == pytest.approx(1)
+
+
+def test_closest_classic_score_and_sentence():
+    noisy = SOBEL_Y + np.random.default_rng(0).normal(scale=0.3, size=(3, 3))
+    match = lf.closest_classic(noisy, CATALOGUE, filter=7)
+    assert match.name == "Sobel y"
+    assert match.r == pytest.approx(lf.correlation(noisy, SOBEL_Y))
+    assert 0.8 < match.r < 1
+    assert str(match) == f"filter 7 ~ Sobel y, r = {match.r:.2f}"
+    rotated = lf.closest_classic(np.rot90(SOBEL_X), {"Sobel x": SOBEL_X})
+    assert (rotated.rotation, rotated.r) == (1, pytest.approx(1))
+    assert "rotated 90°" in str(rotated)
+
+
+def test_flat_filters_and_missing_sizes_match_nothing():
+    assert lf.closest_classic(np.ones((3, 3)), CATALOGUE).name is None
+    assert lf.closest_classic(np.eye(4), CATALOGUE).name is None
+    assert "no classic kernel" in str(lf.closest_classic(np.eye(4), CATALOGUE))
+
+
+def test_match_filters_uses_the_kernels_convention_and_fills_a_table():
+    kernel = np.stack([SOBEL_X, GAUSS, LAPLACE], axis=-1)[:, :, None, :]
+    matches = lf.match_filters(kernel, CATALOGUE)
+    # Keras correlates: Sobel x weights compute a negated Sobel x convolution
+    assert [(m.name, m.negated) for m in matches] == [
+        ("Sobel x", True),
+        ("Gaussian", False),
+        ("Laplacian", False),
+    ]
+    table = lf.match_table(matches)
+    assert table["filter"].tolist() == [0, 1, 2]
+    assert table["closest"].tolist() == ["Sobel x (negated)", "Gaussian", "Laplacian"]
+    np.testing.assert_allclose(table["r"], 1.0)
+    assert table["label"][1] == "filter 1 ~ Gaussian, r = 1.00"
+
+
+def test_to_grey():
+    assert lf.to_grey(np.array([[0, 255]], np.uint8), rgb=False).tolist() == [
+        [0.0, 1.0]
+    ]
+    assert lf.to_grey(np.array([[-2.0, 2.0]]), rgb=False).tolist() == [[0.0, 1.0]]
+    rgb = np.zeros((4, 5, 4), np.uint8)
+    rgb[..., 1] = 255
+    grey = lf.to_grey(rgb, rgb=True)
+    assert grey.shape == (4, 5)
+    np.testing.assert_allclose(grey, 0.7152, atol=1e-3)
+    with pytest.raises(ValueError, match="2D"):
+        lf.to_grey(np.zeros((2, 3, 4)), rgb=False)
