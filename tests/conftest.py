@@ -29,3 +29,13 @@ def mnist_dir() -> Path:
     if not Path(path, "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("full MNIST not found: set MNIST_DIR")
     return Path(path)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """Return the process-wide default engine; shut it down at session end."""
+    from napari_digits.engine.client import get_engine
+
+    engine = get_engine()
+    yield engine
+    engine.shutdown()

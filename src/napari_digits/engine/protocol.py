@@ -191,6 +191,11 @@ class Describe:
     model: str
 
 
+@dataclass(frozen=True)
+class Shutdown:
+    """End the engine's main loop: the process exits cleanly; no result."""
+
+
 Request = (
     Ping
     | ListDevices
@@ -200,6 +205,7 @@ Request = (
     | GetFirstLayer
     | FeatureMaps
     | Describe
+    | Shutdown
 )
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,337 @@
+"""The viewer's side of the engine process (never imports TensorFlow).
+
+An :class:`Engine` starts the engine process (:func:`napari_digits.engine.
+server.main`) with the ``spawn`` context on its first request and keeps it
+warm. Requests run one at a time; :meth:`Engine.events` streams a request's
+progress and log events and ends with its result. A process that dies or
+stays silent too long is reported as :class:`EngineDied` or
+:class:`EngineTimeout`, and the next request starts a fresh process.
+
+Examples
+--------
+>>> from napari_digits.engine.client import get_engine
+>>> from napari_digits.engine.protocol import Ping
+>>> pid = get_engine().call(Ping())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing as mp
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection, wait
+
+from napari_digits.engine import protocol as p
+
+#: seconds without any event from a busy engine before it counts as hung
+DEFAULT_TIMEOUT = 300.0
+#: seconds a clean shutdown may take before the process is terminated
+SHUTDOWN_GRACE = 3.0
+
+
+class EngineError(RuntimeError):
+    """A request failed in the engine; the message is meant for the user.
+
+    ``error_type`` names the exception type raised in the engine process
+    (``"FileNotFoundError"``...), or ``"EngineDied"``/``"EngineTimeout"``.
+    """
+
+    def __init__(self, message: str, error_type: str = "EngineError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class EngineDied(EngineError):
+    """The engine process ended while a request was running."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "EngineDied")
+
+
+class EngineTimeout(EngineError):
+    """The engine sent nothing for longer than the timeout; it was terminated."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "EngineTimeout")
+
+
+class Engine:
+    """A handle on one engine process, started lazily and kept warm.
+
+    Parameters
+    ----------
+    role : str
+        A name for logs and messages (``"default"``, ``"training"``).
+    timeout : float
+        Default silence timeout in seconds for :meth:`events` and :meth:`call`.
+    """
+
+    def __init__(self, role: str = "default", *, timeout: float = DEFAULT_TIMEOUT):
+        self.role = role
+        self.timeout = timeout
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.Lock()  # one request at a time
+        self._start_lock = threading.Lock()
+        self._stop = self._ctx.Event()
+        self._process: mp.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._ids = itertools.count(1)
+        self._abandoned: int | None = None
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The engine process id, or None before the first request."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the engine process is running."""
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is running now."""
+        return self._lock.locked()
+
+    def __repr__(self) -> str:
+        return f"Engine(role={self.role!r}, pid={self.pid}, alive={self.alive})"
+
+    # -- requests ---------------------------------------------------------
+
+    def events(self, request: object, *, timeout: float | None = None) -> Iterator:
+        """Run ``request`` and yield its events, the Result last.
+
+        Parameters
+        ----------
+        request : Request
+            A request dataclass of :mod:`napari_digits.engine.protocol`.
+        timeout : float, optional
+            Seconds of silence (no event at all) after which the engine counts
+            as hung and is terminated; default :attr:`timeout`.
+
+        Yields
+        ------
+        Progress or Log or Result
+            Events as the engine sends them; the last one is the Result.
+
+        Raises
+        ------
+        EngineError
+            If the request failed in the engine (the engine stays warm).
+        EngineDied
+            If the engine process ended; the next request starts a new one.
+        EngineTimeout
+            If nothing came for ``timeout`` seconds; the engine was terminated.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        with self._lock:
+            conn = self._ensure_started()
+            self._finish_abandoned(conn, timeout)
+            request_id = next(self._ids)
+            self._stop.clear()
+            try:
+                conn.send((request_id, request))
+            except (BrokenPipeError, OSError) as exc:
+                self._forget()
+                raise EngineDied(self._death_message(request)) from exc
+            done = False
+            try:
+                while not done:
+                    event = self._receive(conn, request_id, request, timeout)
+                    done = isinstance(event, p.Result | p.Failure)
+                    if isinstance(event, p.Failure):
+                        raise EngineError(event.message, event.error)
+                    yield event
+            finally:
+                if not done and self._conn is conn:
+                    # the caller gave up early: stop a training, skip the rest
+                    self._stop.set()
+                    self._abandoned = request_id
+
+    def _finish_abandoned(self, conn: Connection, timeout: float) -> None:
+        """Wait out the rest of a request whose caller stopped listening."""
+        request_id, self._abandoned = self._abandoned, None
+        if request_id is None:
+            return
+        while True:
+            event = self._receive(conn, request_id, "an abandoned request", timeout)
+            if isinstance(event, p.Result | p.Failure):
+                return
+
+    def call(self, request: object, *, timeout: float | None = None) -> object:
+        """Run ``request`` and return its result value (events are dropped).
+
+        See :meth:`events` for the parameters and the exceptions.
+        """
+        *_, result = self.events(request, timeout=timeout)
+        return result.value
+
+    def stop(self) -> None:
+        """Ask a running training to stop cleanly after its current batch."""
+        self._stop.set()
+
+    # -- process life -----------------------------------------------------
+
+    def kill(self) -> None:
+        """Kill the engine process at once (SIGKILL); the next request restarts."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(SHUTDOWN_GRACE)
+        self._forget()
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """End the engine: ask it to exit, terminate it after ``grace`` seconds.
+
+        Safe to call at any time, also while a request runs in another thread
+        (that request then fails with :class:`EngineDied`).
+        """
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        self._stop.set()
+        if process.is_alive() and conn is not None and self._lock.acquire(timeout=0):
+            try:
+                conn.send((0, p.Shutdown()))
+            except (BrokenPipeError, OSError):
+                pass
+            finally:
+                self._lock.release()
+        process.join(grace if process.is_alive() else 0)
+        if process.is_alive():
+            process.terminate()
+            process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join(grace)
+        self._forget()
+
+    def _ensure_started(self) -> Connection:
+        """Start the process when there is none (or it died); return the pipe."""
+        with self._start_lock:
+            if self._process is not None and not self._process.is_alive():
+                self._forget()
+            if self._process is None:
+                from napari_digits.engine import server
+
+                ours, theirs = self._ctx.Pipe(duplex=True)
+                process = self._ctx.Process(
+                    target=server.main,
+                    args=(theirs, self._stop),
+                    name=f"napari-digits-engine-{self.role}",
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()
+                self._process, self._conn = process, ours
+            return self._conn
+
+    def _forget(self) -> None:
+        """Drop the handles on a finished process."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None and not self._process.is_alive():
+            self._process.join(0)
+        self._process, self._conn = None, None
+        self._abandoned = None
+
+    def _receive(self, conn, request_id: int, request, timeout: float) -> object:
+        """Wait for the next event of ``request_id``, watching for death."""
+        process = self._process
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            ready = wait([conn, process.sentinel], timeout=max(left, 0))
+            if conn in ready:
+                try:
+                    event_id, event = conn.recv()
+                except (EOFError, OSError) as exc:
+                    self._on_death(process)
+                    raise EngineDied(self._death_message(request, process)) from exc
+                deadline = time.monotonic() + timeout
+                if event_id == request_id:
+                    return event
+                continue  # an event of an abandoned earlier request
+            if ready:  # the sentinel alone: the process ended
+                self._on_death(process)
+                raise EngineDied(self._death_message(request, process))
+            if time.monotonic() >= deadline:
+                self._terminate(process)
+                raise EngineTimeout(
+                    f"The {self.role} engine sent nothing for {timeout:g} s while "
+                    f"running {_request_name(request)}, so it was stopped. "
+                    "Try again: the next request starts a fresh engine."
+                )
+
+    def _terminate(self, process) -> None:
+        """Terminate a hung process (SIGKILL if SIGTERM is not enough)."""
+        process.kill()  # a hung or stopped process may ignore SIGTERM
+        process.join(SHUTDOWN_GRACE)
+        self._forget()
+
+    def _on_death(self, process) -> None:
+        process.join(1.0)
+        self._forget()
+
+    def _death_message(self, request, process=None) -> str:
+        code = process.exitcode if process is not None else None
+        how = ""
+        if code is not None and code < 0:
+            try:
+                how = f" (killed by {signal.Signals(-code).name})"
+            except ValueError:
+                how = f" (signal {-code})"
+        elif code:
+            how = f" (exit code {code})"
+        return (
+            f"The {self.role} engine process died{how} while running "
+            f"{_request_name(request)}. Try again: the next request starts a "
+            "fresh engine."
+        )
+
+
+def _request_name(request: object) -> str:
+    """Return a request's name for messages (``"Train"``)."""
+    return request if isinstance(request, str) else type(request).__name__
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(role: str = "default") -> Engine:
+    """Return this process's engine for ``role`` (one per role, created once).
+
+    Parameters
+    ----------
+    role : str
+        ``"default"`` for short requests (prediction, filters); the training
+        widget uses ``"training"`` so that a running training does not block
+        the other widgets.
+
+    Returns
+    -------
+    Engine
+        The engine; its process starts on the first request.
+    """
+    with _engines_lock:
+        if role not in _engines:
+            _engines[role] = Engine(role)
+        return _engines[role]
+
+
+def shutdown_all() -> None:
+    """Shut down every engine this process started (registered with atexit)."""
+    with _engines_lock:
+        engines = list(_engines.values())
+    for engine in engines:
+        engine.shutdown()
+
+
+atexit.register(shutdown_all)

@@ -1,0 +1,154 @@
+"""The engine process: a loop that answers protocol requests with TensorFlow.
+
+:func:`main` runs in a child process started with ``spawn`` by
+:class:`napari_digits.engine.client.Engine`. It reads ``(request_id,
+request)`` pairs from a pipe and writes ``(request_id, event)`` pairs back:
+any number of :class:`~napari_digits.engine.protocol.Progress` and
+:class:`~napari_digits.engine.protocol.Log` events, then one
+:class:`~napari_digits.engine.protocol.Result` or
+:class:`~napari_digits.engine.protocol.Failure`. An exception in a request
+becomes a Failure and never ends the loop; a
+:class:`~napari_digits.engine.protocol.Shutdown` request or a closed pipe
+does.
+
+TensorFlow is imported lazily, by :mod:`napari_digits.engine.models`, on the
+first request that needs it, so that a ``Ping`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from napari_digits.engine import protocol as p
+
+#: environment the engine sets before TensorFlow loads (quiet C++ logging)
+ENGINE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def main(conn: Connection, stop: Any) -> None:
+    """Serve requests from ``conn`` until Shutdown or until the pipe closes.
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+        The engine's end of a duplex pipe to the viewer process.
+    stop : multiprocessing.synchronize.Event
+        Set by the client to ask a running training to stop at the next batch.
+    """
+    for key, value in ENGINE_ENV.items():
+        os.environ.setdefault(key, value)
+    while True:
+        try:
+            request_id, request = conn.recv()
+        except (EOFError, OSError):
+            return  # the viewer went away
+        if isinstance(request, p.Shutdown):
+            return
+        send = _sender(conn, request_id)
+        try:
+            send(p.Result(handle(request, send=send, should_stop=stop.is_set)))
+        except (BrokenPipeError, EOFError):
+            return
+        except BaseException as exc:  # every error goes back to the viewer
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            try:
+                send(p.Failure(type(exc).__name__, str(exc) or repr(exc)))
+            except (BrokenPipeError, OSError):
+                return
+
+
+def _sender(conn: Connection, request_id: int) -> Callable[[object], None]:
+    """Return a function that sends one event tagged with ``request_id``."""
+
+    def send(event: object) -> None:
+        conn.send((request_id, event))
+
+    return send
+
+
+def handle(
+    request: object,
+    *,
+    send: Callable[[object], None],
+    should_stop: Callable[[], bool],
+) -> object:
+    """Run one request in this process and return its result value.
+
+    Parameters
+    ----------
+    request : Request
+        One of the request dataclasses of :mod:`~napari_digits.engine.protocol`.
+    send : callable
+        Sends a Progress or Log event back to the viewer.
+    should_stop : callable
+        True once the viewer asked a training to stop.
+
+    Returns
+    -------
+    object
+        The value the Result event carries.
+
+    Raises
+    ------
+    TypeError
+        If ``request`` is not a request this engine knows.
+    """
+    if isinstance(request, p.Ping):
+        return os.getpid()
+    if isinstance(request, p.ListDevices):
+        return _list_devices()
+    run = _MODEL_REQUESTS.get(type(request))
+    if run is None:
+        raise TypeError(
+            f"the engine does not know the request {type(request).__name__!r}"
+        )
+    from napari_digits.engine import models
+
+    return run(models, request, send, should_stop)
+
+
+def _train(models, request: p.Train, send, should_stop) -> p.TrainingResult:
+    """Run a training, streaming its progress and log lines."""
+    return models.train(
+        request.config,
+        on_progress=lambda progress: send(p.Progress(progress)),
+        should_stop=should_stop,
+        log=lambda message: send(p.Log(str(message))),
+    )
+
+
+#: requests answered by a function of :mod:`napari_digits.engine.models`
+_MODEL_REQUESTS = {
+    p.Train: _train,
+    p.Evaluate: lambda m, r, *_: m.evaluate(r.model, mnist=r.mnist, limit=r.limit),
+    p.Predict: lambda m, r, *_: m.predict(r.model, r.images),
+    p.GetFirstLayer: lambda m, r, *_: m.first_layer(r.model),
+    p.FeatureMaps: lambda m, r, *_: m.feature_maps(r.model, r.image, depth=r.depth),
+    p.Describe: lambda m, r, *_: m.describe(r.model),
+}
+
+
+def _list_devices() -> list[p.DeviceInfo]:
+    """List CPU and GPUs (through models once it exists, else TensorFlow)."""
+    try:
+        from napari_digits.engine import models
+    except ImportError:
+        models = None
+    if models is not None and hasattr(models, "list_devices"):
+        return models.list_devices()
+    import tensorflow as tf
+
+    devices = tf.config.list_physical_devices()
+    return [
+        p.DeviceInfo(
+            name="CPU" if d.device_type == "CPU" else d.name.split(":", 1)[-1],
+            kind=d.device_type,
+            description=d.name,
+        )
+        for d in devices
+        if d.device_type in ("CPU", "GPU")
+    ]

@@ -1,0 +1,90 @@
+"""The engine process: a real spawned child, talked to through the protocol."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import pytest
+
+from napari_digits.engine import protocol as p
+from napari_digits.engine.client import (
+    Engine,
+    EngineDied,
+    EngineError,
+    EngineTimeout,
+    get_engine,
+)
+
+
+@pytest.fixture
+def fresh_engine():
+    """An engine of its own, for tests that kill or hang it."""
+    engine = Engine("test")
+    yield engine
+    engine.shutdown()
+
+
+def test_ping_answers_with_the_engine_pid_in_another_process(engine):
+    pid = engine.call(p.Ping())
+    assert pid == engine.pid
+    assert pid != os.getpid()
+    assert engine.alive
+    assert engine.call(p.Ping()) == pid  # kept warm
+
+
+def test_get_engine_is_one_engine_per_role(engine):
+    assert get_engine() is engine
+    assert get_engine("training") is get_engine("training")
+    assert get_engine("training") is not engine
+
+
+def test_list_devices_runs_tensorflow_in_the_engine_only(engine):
+    devices = engine.call(p.ListDevices())
+    assert any(d.kind == "CPU" for d in devices)
+    assert all(isinstance(d, p.DeviceInfo) for d in devices)
+    assert "tensorflow" not in sys.modules
+
+
+def test_an_exception_in_the_engine_is_an_engine_error(engine):
+    pid = engine.pid
+    with pytest.raises(EngineError, match="does not know the request 'str'") as info:
+        engine.call("not a request")
+    assert info.value.error_type == "TypeError"
+    assert engine.call(p.Ping()) == pid  # the loop survived
+
+
+def test_events_end_with_the_result(engine):
+    events = list(engine.events(p.Ping()))
+    assert events == [p.Result(engine.pid)]
+
+
+def test_sigkill_mid_request_is_engine_died_then_a_fresh_engine(fresh_engine):
+    first = fresh_engine.call(p.Ping())
+    os.kill(first, signal.SIGSTOP)  # hold the engine inside the next request
+    killer = threading.Timer(0.5, os.kill, (first, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(EngineDied, match="SIGKILL"):
+        fresh_engine.call(p.Ping(), timeout=60)
+    killer.join()
+    assert not fresh_engine.alive
+    second = fresh_engine.call(p.Ping())
+    assert second != first and fresh_engine.alive
+
+
+def test_a_silent_engine_times_out_and_is_replaced(fresh_engine):
+    first = fresh_engine.call(p.Ping())
+    os.kill(first, signal.SIGSTOP)  # hung: it will never answer
+    with pytest.raises(EngineTimeout, match=r"sent nothing for 0\.5 s"):
+        fresh_engine.call(p.Ping(), timeout=0.5)
+    assert fresh_engine.pid is None
+    assert fresh_engine.call(p.Ping()) != first
+
+
+def test_shutdown_ends_the_process_and_the_next_request_restarts(fresh_engine):
+    first = fresh_engine.call(p.Ping())
+    fresh_engine.shutdown()
+    assert not fresh_engine.alive and fresh_engine.pid is None
+    assert fresh_engine.call(p.Ping()) != first
