@@ -203,3 +203,49 @@ def test_to_grey():
     np.testing.assert_allclose(grey, 0.7152, atol=1e-3)
     with pytest.raises(ValueError, match="2D"):
         lf.to_grey(np.zeros((2, 3, 4)), rgb=False)
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_apply_kernel_with_as_kernel_equals_a_same_padded_layer(size):
+    from napari_digits.kernels import apply_kernel
+
+    image = np.random.default_rng(4).random((13, 12))
+    kernel = random_kernel((size, size, 1, 2), seed=size)
+    conv = ConvWeights(kernel, np.array([0.25, -0.25], np.float32), "relu")
+    layer = lf.activation_maps(image, conv, padding="same")
+    for f in range(2):
+        applied = apply_kernel(image, lf.as_kernel(kernel, f), mode="constant")
+        np.testing.assert_allclose(
+            np.maximum(applied + conv.bias[f], 0), layer[..., f], rtol=1e-5, atol=1e-5
+        )
+
+
+def test_default_catalogue_names_the_kernels_capabilitys_kernels():
+    from napari_digits.kernels import SOBEL_X as KERNELS_SOBEL_X
+
+    assert {"Sobel x", "Sobel y", "Gaussian blur", "Identity"} <= set(
+        lf.classic_catalogue(3)
+    )
+    # a Keras filter set to the flipped Sobel x computes the Sobel x convolution
+    kernel = np.flip(KERNELS_SOBEL_X)[:, :, None, None]
+    (match,) = lf.match_filters(kernel)
+    assert (match.name, match.rotation, match.negated) == ("Sobel x", 0, False)
+    assert match.r == pytest.approx(1)
+    # 2x2: the Roberts cross diagonals, whichever way round
+    roberts = np.array([[0.0, 2.0], [-2.0, 0.0]])[:, :, None, None]
+    (match,) = lf.match_filters(roberts)
+    assert match.name in {"Roberts 1", "Roberts 2"}
+    assert match.r == pytest.approx(1)
+
+
+def test_current_plane_takes_the_viewers_position():
+    data = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(lf.current_plane(data, (1, 2, 0, 0)), data[1, 2])
+    np.testing.assert_array_equal(lf.current_plane(data, ()), data[0, 0])
+    np.testing.assert_array_equal(lf.current_plane(data[0, 0]), data[0, 0])
+    rgb = np.zeros((3, 4, 5, 3))
+    assert lf.current_plane(rgb, (2, 0, 0), rgb=True).shape == (4, 5, 3)
+    # leading step from a viewer whose other layers have more planes: clipped
+    np.testing.assert_array_equal(lf.current_plane(data, (7, 9, 0, 0)), data[1, 2])
+    # a 3D layer in a 4D viewer uses the last three dims
+    np.testing.assert_array_equal(lf.current_plane(data[0], (1, 2, 0, 0)), data[0, 2])

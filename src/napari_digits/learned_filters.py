@@ -11,9 +11,10 @@ A Keras ``Conv2D`` computes a *correlation*: ``out[i, j] = sum x[i + u, j + v]
 *convolution* kernel, applied with :func:`napari_digits.kernels.apply_kernel`
 (which flips it, like :func:`scipy.ndimage.convolve`). :func:`as_kernel` turns
 learned weights into that convention by rotating them 180 degrees, so that
-``apply_kernel(image, as_kernel(...))`` computes what the network's filter
-computes (up to the bias, the activation and, for even sizes, a half-pixel
-shift of the anchor). Matching with :func:`closest_classic` works on those
+``apply_kernel(image, as_kernel(...), mode="constant")`` plus the bias, through
+the activation, equals the network's layer with ``padding="same"`` exactly,
+for odd and even sizes alike (scipy anchors an even kernel where TensorFlow
+does). Matching with :func:`closest_classic` works on those
 kernels; since it also tries 90-degree rotations, a 180-degree flip never
 changes which classic kernel is named.
 """
@@ -36,7 +37,9 @@ __all__ = [
     "activation_maps",
     "as_kernel",
     "check_kernel",
+    "classic_catalogue",
     "closest_classic",
+    "current_plane",
     "match_filters",
     "match_table",
     "tile_filters",
@@ -319,6 +322,35 @@ def check_image_size(shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> N
         )
 
 
+def current_plane(
+    data: np.ndarray, step: tuple[int, ...] = (), *, rgb: bool = False
+) -> np.ndarray:
+    """Return the 2D plane (or RGB plane) of an nD image at a dims position.
+
+    Parameters
+    ----------
+    data : array_like
+        ``(..., H, W)``, or ``(..., H, W, C)`` with ``rgb``; dask arrays are
+        computed for that plane only.
+    step : tuple of int, optional
+        The viewer's ``dims.current_step``: its last ``ndim`` entries are the
+        layer's axes (napari aligns layers on the right); index 0 along every
+        leading axis when it is shorter.
+    rgb : bool, optional
+        Whether the last axis holds colour channels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` or ``(H, W, C)``.
+    """
+    ndim = np.ndim(data) - (1 if rgb else 0)  # napari aligns layers on the right
+    step = tuple(step)[-ndim:] if len(step) >= ndim else (0,) * ndim
+    shape = np.shape(data)[: ndim - 2]
+    index = tuple(min(int(i), n - 1) for i, n in zip(step, shape, strict=False))
+    return np.asarray(data[index])
+
+
 def to_grey(image: np.ndarray, *, rgb: bool) -> np.ndarray:
     """Return a 2D float image in 0..1 for a 1-channel network.
 
@@ -452,6 +484,29 @@ def closest_classic(
     return best
 
 
+def classic_catalogue(size: int) -> dict[str, np.ndarray]:
+    """Return the Kernels capability's fixed classic kernels of one size.
+
+    Parameters
+    ----------
+    size : int
+        The side of the kernels.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Display name (``"Sobel x"``) -> convolution weights, from
+        :func:`napari_digits.kernels.classic_kernels`.
+    """
+    from napari_digits import kernels
+
+    def display(key: str) -> str:
+        spec = kernels.CATALOGUE.get(key)
+        return spec.name if spec is not None else key.replace("_", " ").capitalize()
+
+    return {display(k): w for k, w in kernels.classic_kernels(size).items()}
+
+
 def match_filters(
     kernel: np.ndarray, catalogue: Mapping[str, np.ndarray] | None = None
 ) -> list[Match]:
@@ -462,8 +517,8 @@ def match_filters(
     kernel : numpy.ndarray
         Keras weights ``(height, width, in_channels, filters)``.
     catalogue : mapping, optional
-        Classic kernels by name; ``kernels.classic_kernels(height)`` by default
-        (square filters only; a non-square filter matches nothing).
+        Classic kernels by name; :func:`classic_catalogue` of the filters' size
+        by default (square filters only; a non-square filter matches nothing).
 
     Returns
     -------
@@ -473,9 +528,7 @@ def match_filters(
     kernel = check_kernel(kernel)
     height, width, n_channels, n_filters = kernel.shape
     if catalogue is None:
-        from napari_digits import kernels
-
-        catalogue = kernels.classic_kernels(height) if height == width else {}
+        catalogue = classic_catalogue(height) if height == width else {}
     return [
         closest_classic(as_kernel(kernel, f, channel=c), catalogue, filter=f, channel=c)
         for c in range(n_channels)
