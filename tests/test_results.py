@@ -1,0 +1,141 @@
+"""Reading order, numbers, the table and its CSV: hand-made regions, no Qt."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_digits.results import (
+    CSV_HEADER,
+    DigitRow,
+    build_table,
+    correct,
+    numbers,
+    read_csv,
+    read_page,
+    reading_order,
+    score,
+    to_features,
+    top_two,
+    write_csv,
+)
+from napari_digits.scan import DigitRegion, Scan
+
+
+def region(label, r, c, h=20, w=12):
+    return DigitRegion(label, (r, c, r + h, c + w), (r + h / 2, c + w / 2), h * w)
+
+
+def skewed_page():
+    """Two lines of two numbers ("12 3" and "45 6"), drifting 8 px down."""
+    regions = []
+    for line, top in enumerate((100, 160)):
+        for k, col in enumerate((10, 26, 60)):
+            drift = col // 8  # a slight skew: the line goes down to the right
+            regions.append(region(line * 3 + k + 1, top + drift, col))
+    return regions[::-1]  # order must not matter
+
+
+def test_reading_order_follows_skewed_lines_and_splits_numbers_by_gap():
+    regions = skewed_page()
+    orders = reading_order(regions, digit_height=20)
+    pairs = zip(regions, orders, strict=True)
+    got = {r.label: (o.line, o.position, o.number) for r, o in pairs}
+    assert got == {
+        1: (1, 1, 1),
+        2: (1, 2, 1),
+        3: (1, 3, 2),
+        4: (2, 1, 3),
+        5: (2, 2, 3),
+        6: (2, 3, 4),
+    }
+
+
+def test_top_two_gives_prediction_and_runner_up():
+    p = np.array([[0.1, 0.7, 0.2] + [0] * 7, [0.05] * 8 + [0.3, 0.3]])
+    pred, prob, runner, runner_p = top_two(p)
+    assert list(pred) == [1, 8] and list(runner) == [2, 9]
+    assert prob[0] == pytest.approx(0.7) and runner_p[1] == pytest.approx(0.3)
+
+
+def make_scan(regions):
+    crops = np.zeros((len(regions), 28, 28), np.uint8)
+    return Scan(tuple(regions), crops, np.zeros((300, 200), np.int32), "dark", 20.0)
+
+
+def table():
+    regions = skewed_page()
+    probs = np.zeros((6, 10))
+    for k, r in enumerate(regions):
+        probs[k, r.label] = 0.6  # reads label as its digit, runner-up 0
+        probs[k, 0] = 0.4
+    return build_table(make_scan(regions), probs, file="page.png")
+
+
+def test_table_is_in_reading_order_with_numbers():
+    rows = table()
+    assert [r.digit for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r.prediction for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[0].runner_up == 0 and rows[0].runner_up_probability == 0.4
+    assert numbers(rows) == {1: "12", 2: "3", 3: "45", 4: "6"}
+    assert all(r.needs_review() for r in rows)  # 0.6 < 0.8
+
+
+def test_corrections_are_kept_and_exported(tmp_path):
+    rows = correct(table(), 1, 7)
+    assert rows[1].corrected == 7 and rows[1].value == 7 and not rows[1].needs_review()
+    assert numbers(rows)[1] == "17"
+    assert correct(rows, 1, 2)[1].corrected is None  # back to the prediction
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        correct(rows, 0, 12)
+    path = tmp_path / "out.csv"
+    assert write_csv(rows, path) == 6
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    assert tuple(lines[0]) == CSV_HEADER
+    assert lines[2][CSV_HEADER.index("corrected")] == "7"
+    assert lines[1][CSV_HEADER.index("corrected")] == ""
+    back = read_csv(path)
+    assert [(r.prediction, r.corrected) for r in back] == [
+        (r.prediction, r.corrected) for r in rows
+    ]
+
+
+def test_features_hold_every_column():
+    features = to_features(table())
+    assert set(CSV_HEADER) <= set(features)
+    assert len(features["prediction"]) == 6 and features["review"].all()
+
+
+def test_score_matches_boxes_by_overlap():
+    rows = table()
+    truth = [
+        dict(
+            label=r.prediction,
+            min_row=r.min_row + 1,
+            min_col=r.min_col,
+            max_row=r.max_row + 1,
+            max_col=r.max_col,
+        )
+        for r in rows
+    ]
+    truth[0]["label"] = 9  # one misread
+    truth.append(dict(label=1, min_row=0, min_col=0, max_row=5, max_col=5))  # missed
+    s = score(rows, truth)
+    assert (s.truth, s.found, s.correct, s.extra) == (7, 6, 5, 0)
+    assert s.accuracy == pytest.approx(5 / 7)
+
+
+def test_read_page_does_not_call_the_model_on_a_blank_page():
+    def predict(crops):
+        raise AssertionError("called")
+
+    _, rows, probs = read_page(np.ones((100, 100)), predict)
+    assert rows == [] and probs.shape == (0, 10)
+
+
+def test_row_defaults():
+    row = DigitRow("f", 1, 1, 1, 1, 0, 0, 1, 1, 0.5, 0.5, 3, 0.99, 5, 0.01)
+    assert row.value == 3 and row.corrected is None

@@ -1,0 +1,62 @@
+"""Synthetic scanned pages and the shipped sample: seeded, true to their CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_digits.results import DigitRow, score
+from napari_digits.scan import find_digits
+from napari_digits.synthetic import make_page, read_truth, write_truth
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "scanned_page.jpg"
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    from napari_digits.data import load_mnist
+
+    return load_mnist(mnist_dir)
+
+
+def small_page(mnist, seed):
+    return make_page(
+        mnist.x_test, mnist.y_test, shape=(700, 600), digit_height=40, seed=seed
+    )
+
+
+def test_pages_are_seeded(mnist):
+    a, b, c = small_page(mnist, 1), small_page(mnist, 1), small_page(mnist, 2)
+    assert np.array_equal(a.image, b.image) and a.truth == b.truth
+    assert not np.array_equal(a.image, c.image)
+    assert a.image.dtype == np.uint8 and a.image.shape == (700, 600, 3)
+
+
+def test_truth_names_mnist_test_digits_and_every_digit_is_found(mnist, tmp_path):
+    page = small_page(mnist, 3)
+    assert len(page.truth) > 20
+    for row in page.truth:
+        assert row["label"] == mnist.y_test[row["mnist_index"]]
+    write_truth(page.truth, tmp_path / "t.csv")
+    assert read_truth(tmp_path / "t.csv") == page.truth
+    scan = find_digits(page.image)
+    rows = [as_row(r) for r in scan.regions]
+    s = score(rows, page.truth)
+    assert s.found == s.truth and s.extra == 0
+
+
+def as_row(region):
+    return DigitRow("", 0, 0, 0, 0, *region.bbox, 0.0, 0.0, 0, 1.0, 0, 0.0)
+
+
+def test_shipped_sample_is_small_and_matches_its_ground_truth():
+    from PIL import Image
+
+    assert SAMPLE.stat().st_size < 2_000_000
+    truth = read_truth(SAMPLE.with_suffix(".csv"))
+    assert len(truth) >= 200
+    image = np.asarray(Image.open(SAMPLE))
+    s = score([as_row(r) for r in find_digits(image).regions], truth)
+    assert s.found == s.truth and s.extra == 0
