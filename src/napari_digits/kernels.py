@@ -52,8 +52,11 @@ __all__ = [
     "Param",
     "apply_kernel",
     "apply_named",
+    "check_custom",
+    "check_image",
     "classic_kernels",
     "count_nonfinite",
+    "format_kernel",
     "iter_apply_named",
     "kernel_weights",
     "pad_to_odd",
@@ -256,6 +259,28 @@ def parse_kernel(text: str) -> np.ndarray:
     if len({len(r) for r in values}) > 1:
         raise KernelError("Every row of the custom kernel needs the same length.")
     return check_custom(np.array(values, dtype=np.float64))
+
+
+def format_kernel(weights: np.ndarray) -> str:
+    """Write a kernel as text that :func:`parse_kernel` reads back.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        A 2D kernel.
+
+    Returns
+    -------
+    str
+        One line per row, numbers separated by spaces (6 significant digits).
+
+    Examples
+    --------
+    >>> print(format_kernel(np.array([[0, 1.5], [-2, 0.25]])))
+    0 1.5
+    -2 0.25
+    """
+    return "\n".join(" ".join(f"{v:.6g}" for v in row) for row in np.asarray(weights))
 
 
 def check_custom(weights: Any) -> np.ndarray:
@@ -471,7 +496,24 @@ def count_nonfinite(image: Any) -> int:
     return int(arr.size - np.count_nonzero(np.isfinite(arr)))
 
 
-def _check_image(image: Any, rgb: bool, axes: tuple[int, int]) -> None:
+def check_image(
+    image: Any, *, rgb: bool = False, axes: tuple[int, int] = (-2, -1)
+) -> None:
+    """Check that an image can be filtered (without reading its values).
+
+    Parameters
+    ----------
+    image : numpy.ndarray or dask.array.Array
+        The image.
+    rgb, axes
+        As for :func:`apply_kernel`.
+
+    Raises
+    ------
+    KernelError
+        For a non-numeric dtype, an empty or less-than-2D image, a bad number
+        of colour channels or bad axes; the message says what is wrong.
+    """
     dtype = np.dtype(image.dtype)
     if dtype.kind not in "biuf":
         raise KernelError(
@@ -611,7 +653,7 @@ def _apply(image, weights, mode, cval, rgb, axes):
     weights = [_check_weights(w) for w in weights]
     if not _is_dask(image):
         image = np.asarray(image)
-    _check_image(image, rgb, axes)
+    check_image(image, rgb=rgb, axes=axes)
     work, ay_ax = _to_work(image, rgb, axes)
     if _is_dask(work):
         result = _apply_dask(work, weights, mode, float(cval), rgb)
@@ -767,7 +809,7 @@ def iter_apply_named(
     rgb, axes = kwargs.get("rgb", False), tuple(kwargs.get("axes", (-2, -1)))
     if not _is_dask(image):
         image = np.asarray(image)
-    _check_image(image, rgb, axes)
+    check_image(image, rgb=rgb, axes=axes)
     spatial = np.ndim(image) - (1 if rgb else 0)
     loop_axes = [a for a in range(spatial) if a not in {x % spatial for x in axes}]
     if _is_dask(image) or not loop_axes:

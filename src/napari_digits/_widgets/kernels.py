@@ -1,0 +1,443 @@
+"""The "Kernels" dock widget: apply a classic kernel to an Image layer.
+
+Wiring only; the filtering is :mod:`napari_digits.kernels`. The result is a new
+float32 Image layer ``"<source> [<kernel>]"`` with the source's transform. A
+live preview filters the current plane (debounced) into one preview layer;
+"Apply" filters the whole layer in a worker thread with a progress bar (a dask
+layer is wrapped lazily and stays lazy). Bad input is a notification, never a
+traceback, and adds no layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    TextEdit,
+)
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from napari_digits import kernels
+from napari_digits._widgets._kernel_grid import KernelGrid
+from napari_digits.kernels import CATALOGUE, KernelError
+
+if TYPE_CHECKING:
+    import napari
+
+#: debounce of the live preview, in milliseconds
+PREVIEW_DELAY_MS = 250
+DEFAULT_CUSTOM = "0 -1 0\n-1 5 -1\n0 -1 0"
+
+
+class NonFiniteImage(KernelError):
+    """The image holds NaN or inf values (they would spread to neighbours)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one filtering run needs, read from the widget in the GUI thread."""
+
+    layer: Image
+    data: Any
+    key: str
+    params: dict[str, Any]
+    label: str
+    mode: str
+    rgb: bool
+    axes: tuple[int, int]
+    offset: tuple[int, ...] = field(default=())
+
+    def run(self, data: Any = None) -> Any:
+        """Filter ``data`` (default: the job's data) in one go."""
+        source = self.data if data is None else data
+        return kernels.apply_named(source, self.key, **self.kwargs())
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`kernels.apply_named`."""
+        return {"mode": self.mode, "rgb": self.rgb, "axes": self.axes, **self.params}
+
+    def layer_kwargs(self, suffix: str = "") -> dict[str, Any]:
+        """Name and transform of the result layer, so it overlays the source."""
+        src = self.layer
+        translate = np.asarray(src.translate, dtype=float).copy()
+        for axis, index in enumerate(self.offset):
+            translate[axis] += index * src.scale[axis]
+        return {
+            "name": f"{src.name} [{self.label}]{suffix}",
+            "scale": src.scale,
+            "translate": translate,
+            "rotate": src.rotate,
+            "shear": src.shear,
+            "affine": src.affine.affine_matrix,
+            "rgb": self.rgb,
+            "metadata": {"source": src.name, "kernel": self.key, **self.params},
+            **({} if self.rgb else {"colormap": "gray"}),
+        }
+
+
+def describe(key: str, params: dict[str, Any], custom_name: str = "") -> str:
+    """Label a kernel for a layer name, e.g. ``"gaussian sigma=2"``."""
+    if key == "custom":
+        if custom_name:
+            return custom_name
+        w = kernels.kernel_weights("custom", **params)[0]
+        return f"custom {w.shape[0]}x{w.shape[1]}"
+    values = " ".join(f"{k}={v:g}" for k, v in params.items())
+    return f"{key} {values}".strip()
+
+
+def displayed_axes(viewer: napari.viewer.Viewer, layer: Image) -> tuple[int, int]:
+    """Return the layer's data axes shown as the canvas' rows and columns."""
+    offset = viewer.dims.ndim - layer.ndim
+    axes = [d - offset for d in viewer.dims.displayed if d - offset >= 0]
+    if len(axes) < 2:
+        return (layer.ndim - 2, layer.ndim - 1)
+    return (axes[-2], axes[-1])
+
+
+def current_plane(viewer: napari.viewer.Viewer, layer: Image, axes) -> tuple:
+    """Return the plane on screen: an index per hidden axis, None per shown one."""
+    point = layer.world_to_data(viewer.dims.point[-layer.ndim :])
+    shape = layer.data.shape
+    return tuple(
+        None if i in axes else int(np.clip(np.round(p), 0, shape[i] - 1))
+        for i, p in enumerate(point[: layer.ndim])
+    )
+
+
+class KernelsWidget(QWidget):
+    """Dock widget: choose an image, a kernel and a border mode; preview; apply."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self._custom_name = ""
+        self._preview_layer: Image | None = None
+        self._generation = 0
+        self.worker = None
+        self.preview_worker = None
+        self._build_controls()
+        self.grid = KernelGrid()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.grid)
+        layout.addWidget(self.apply_button.native)
+        layout.addStretch()
+        self._timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self._timer.timeout.connect(self.update_preview)
+        self._connect()
+        self._on_kernel_changed()
+
+    # -- building -------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        self.layer = ComboBox(label="image", choices=self._image_layers)
+        self.kernel = ComboBox(
+            label="kernel",
+            choices=[(spec.name, key) for key, spec in CATALOGUE.items()],
+            value="sobel",
+        )
+        self.params = {p.name: _param_widget(p) for p in _all_params()}
+        self.custom = TextEdit(label="weights", value=DEFAULT_CUSTOM)
+        self.custom.native.setFixedHeight(90)
+        self.custom.native.setToolTip("Rows of numbers; odd size up to 15x15.")
+        self.normalise = CheckBox(text="normalise to sum 1")
+        self.mode = ComboBox(label="border", choices=kernels.MODES, value="reflect")
+        self.live = CheckBox(text="live preview (current plane)")
+        self.status = Label(value="")
+        self.apply_button = PushButton(text="Apply to the whole layer")
+        self.controls = Container(
+            widgets=[
+                self.layer,
+                self.kernel,
+                *self.params.values(),
+                self.custom,
+                self.normalise,
+                self.mode,
+                self.live,
+                self.status,
+            ]
+        )
+
+    def _connect(self) -> None:
+        events = self.viewer.layers.events
+        for event in (events.inserted, events.removed, events.reordered):
+            event.connect(self._refresh_layers)
+        self.kernel.changed.connect(self._on_kernel_changed)
+        for widget in (*self.params.values(), self.normalise, self.mode, self.layer):
+            widget.changed.connect(self._on_settings_changed)
+        self.custom.native.textChanged.connect(self._on_custom_typed)
+        self.live.changed.connect(self._on_live_toggled)
+        self.viewer.dims.events.current_step.connect(self._schedule_preview)
+        self.viewer.dims.events.order.connect(self._schedule_preview)
+        self.apply_button.changed.connect(self.apply)
+
+    def _image_layers(self, _widget=None) -> list[tuple[str, Image]]:
+        return [
+            (layer.name, layer)
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and layer is not self._preview_layer
+        ]
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.layer.reset_choices()
+
+    # -- reacting to the controls ------------------------------------------------
+
+    def _on_kernel_changed(self, _value=None) -> None:
+        spec = CATALOGUE[self.kernel.value]
+        for name, widget in self.params.items():
+            widget.visible = any(p.name == name for p in spec.params)
+        self.custom.visible = self.normalise.visible = spec.key == "custom"
+        self._on_settings_changed()
+
+    def _on_custom_typed(self, _value=None) -> None:
+        self._custom_name = ""
+        self._on_settings_changed()
+
+    def _on_settings_changed(self, _value=None) -> None:
+        try:
+            weights = kernels.kernel_weights(self.kernel.value, **self.kernel_params())
+        except KernelError as exc:
+            self.grid.set_message(f"<b>Invalid kernel:</b> {exc}")
+            return
+        size = "x".join(map(str, weights[0].shape))
+        note = f"{size}, sum {weights[0].sum():.4g}"
+        if len(weights) == 2:
+            note = f"magnitude = hypot(left, right); each {note}"
+        self.grid.set_weights(weights, note)
+        self._schedule_preview()
+
+    def _on_live_toggled(self, on: bool) -> None:
+        if on:
+            self.update_preview()
+        else:
+            self._remove_preview()
+
+    def _schedule_preview(self, _event=None) -> None:
+        if self.live.value:
+            self._timer.start()
+
+    # -- reading the job -----------------------------------------------------------
+
+    def kernel_params(self) -> dict[str, Any]:
+        """Return the current kernel's parameters as set in the controls."""
+        spec = CATALOGUE[self.kernel.value]
+        if spec.key == "custom":
+            return {"weights": self.custom.value, "normalise": self.normalise.value}
+        return {p.name: self.params[p.name].value for p in spec.params}
+
+    def job(self, *, plane: bool = False) -> Job:
+        """Read and validate the current settings.
+
+        Raises
+        ------
+        KernelError
+            With a message for the user when the input cannot be filtered.
+        """
+        layer = self._source_layer()
+        key, params = self.kernel.value, self.kernel_params()
+        label = describe(key, params, self._custom_name)
+        axes = displayed_axes(self.viewer, layer)
+        data, offset = layer.data, ()
+        if plane:
+            index = current_plane(self.viewer, layer, axes)
+            data = data[
+                tuple(slice(None) if i is None else slice(i, i + 1) for i in index)
+            ]
+            offset = tuple(0 if i is None else i for i in index)
+        _check_data(data, layer.name, layer.rgb, axes)
+        kernels.kernel_weights(key, **params)
+        return Job(
+            layer, data, key, params, label, self.mode.value, layer.rgb, axes, offset
+        )
+
+    def _source_layer(self) -> Image:
+        layer = self.layer.value
+        if isinstance(layer, Image) and layer in self.viewer.layers:
+            if layer.multiscale:
+                raise KernelError(f"'{layer.name}' is multiscale: not supported yet.")
+            return layer
+        others = [f"'{x.name}' ({type(x).__name__})" for x in self.viewer.layers]
+        hint = f" The layers here are {', '.join(others)}." if others else ""
+        raise KernelError(
+            "No image layer to filter: kernels apply to Image layers only "
+            "(not Labels, Points, Shapes ...). Open an image, e.g. File > Open "
+            f"Sample > napari-digits > Portrait.{hint}"
+        )
+
+    # -- preview ---------------------------------------------------------------------
+
+    def update_preview(self):
+        """Filter the plane on screen into the preview layer (in a worker).
+
+        Returns
+        -------
+        napari.qt.threading.FunctionWorker or None
+            The running worker, or None when the input is invalid (the reason
+            is shown under the controls).
+        """
+        if not self.live.value:
+            return None
+        try:
+            job = self.job(plane=True)
+        except KernelError as exc:
+            self.status.value = f"preview: {exc}"[:200]
+            return None
+        self.status.value = ""
+        self._generation += 1
+        generation = self._generation
+        worker = create_worker(lambda: np.asarray(job.run()))
+        worker.returned.connect(lambda out: self._show_preview(job, out, generation))
+        worker.errored.connect(self._on_error)
+        self.preview_worker = worker
+        worker.start()
+        return worker
+
+    def _show_preview(self, job: Job, out: np.ndarray, generation: int) -> None:
+        if generation != self._generation or not self.live.value:
+            return
+        kwargs = job.layer_kwargs(suffix=" preview")
+        layer = self._preview_layer
+        if (
+            layer is None
+            or layer not in self.viewer.layers
+            or layer.rgb != job.rgb
+            or (layer.ndim != out.ndim - job.rgb)
+        ):
+            self._remove_preview()
+            self._preview_layer = self.viewer.add_image(out, **kwargs)
+            return
+        layer.data = out
+        layer.name = kwargs["name"]
+        layer.translate = kwargs["translate"]
+        layer.reset_contrast_limits()
+
+    def _remove_preview(self) -> None:
+        layer, self._preview_layer = self._preview_layer, None
+        self._generation += 1
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+
+    # -- apply -----------------------------------------------------------------------
+
+    def apply(self, _value=None):
+        """Filter the whole layer in a worker and add the result as a new layer.
+
+        Returns
+        -------
+        napari.qt.threading.GeneratorWorker or None
+            The running worker, or None when the input is invalid (a
+            notification says why and nothing changes).
+        """
+        try:
+            job = self.job()
+        except NonFiniteImage as exc:
+            show_warning(str(exc))
+            return None
+        except KernelError as exc:
+            show_error(str(exc))
+            return None
+        worker = create_worker(
+            kernels.iter_apply_named,
+            job.data,
+            job.key,
+            **job.kwargs(),
+            _progress={"total": _steps(job), "desc": f"{job.layer.name} [{job.label}]"},
+        )
+        worker.returned.connect(lambda out: self._add_result(job, out))
+        worker.errored.connect(self._on_error)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _add_result(self, job: Job, out: Any) -> None:
+        self._remove_preview()
+        self.viewer.add_image(out, **job.layer_kwargs())
+
+    def _on_error(self, exc: Exception) -> None:
+        show_error(f"Filtering failed: {exc}")
+
+    # -- for other widgets -----------------------------------------------------------
+
+    def set_custom_kernel(self, weights: np.ndarray, name: str = "") -> None:
+        """Load a kernel (e.g. a learned filter) as the custom kernel.
+
+        Parameters
+        ----------
+        weights : numpy.ndarray
+            2D convolution weights. An even-sized kernel (e.g. a 2x2 learned
+            filter) is padded with a zero row and column at the end, which
+            gives the same result (see :func:`kernels.pad_to_odd`). A
+            cross-correlation filter (Keras ``Conv2D``) should be flipped with
+            ``np.flip`` first to reproduce that layer's response.
+        name : str, optional
+            Name used for the result layer instead of ``"custom NxN"``.
+        """
+        try:
+            w = np.asarray(weights, dtype=np.float64)
+            padded = kernels.pad_to_odd(w) if w.ndim == 2 else w
+            kernels.check_custom(padded)
+        except (KernelError, TypeError, ValueError) as exc:
+            show_error(f"Cannot use this kernel: {exc}")
+            return
+        if padded.shape != w.shape:
+            show_info(
+                f"{w.shape[0]}x{w.shape[1]} kernel padded with zeros to "
+                f"{padded.shape[0]}x{padded.shape[1]} (same result)."
+            )
+        self.normalise.value = False
+        self.custom.value = kernels.format_kernel(padded)
+        self._custom_name = name
+        self.kernel.value = "custom"
+        self._on_settings_changed()
+
+
+def _all_params() -> list[kernels.Param]:
+    seen: dict[str, kernels.Param] = {}
+    for spec in CATALOGUE.values():
+        for p in spec.params:
+            seen.setdefault(p.name, p)
+    return list(seen.values())
+
+
+def _param_widget(p: kernels.Param):
+    cls = SpinBox if p.integer else FloatSpinBox
+    kwargs = {} if p.integer else {"step": p.step}
+    return cls(label=p.label, value=p.default, min=p.minimum, max=p.maximum, **kwargs)
+
+
+def _check_data(data: Any, name: str, rgb: bool, axes: tuple[int, int]) -> None:
+    if 0 in np.shape(data):
+        raise KernelError(f"'{name}' is empty (shape {data.shape}): nothing to filter.")
+    kernels.check_image(data, rgb=rgb, axes=axes)
+    if isinstance(data, np.ndarray):
+        bad = kernels.count_nonfinite(data)
+        if bad:
+            raise NonFiniteImage(
+                f"'{name}' holds {bad} NaN/inf value(s); a kernel would spread "
+                "them to every neighbour it touches. Replace them first, e.g. "
+                "with numpy.nan_to_num, then apply again."
+            )
+
+
+def _steps(job: Job) -> int:
+    """How many steps :func:`kernels.iter_apply_named` will report."""
+    spatial = np.ndim(job.data) - (1 if job.rgb else 0)
+    loop = [a for a in range(spatial) if a not in job.axes]
+    if not loop or not isinstance(job.data, np.ndarray):
+        return 1
+    return int(job.data.shape[loop[0]])

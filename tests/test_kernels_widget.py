@@ -1,0 +1,261 @@
+"""The Kernels dock widget in a real viewer."""
+
+import subprocess
+import sys
+import textwrap
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_digits import kernels
+from napari_digits._widgets import kernels as kw
+from napari_digits._widgets.kernels import KernelsWidget
+
+RNG = np.random.default_rng(3)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record the widget's notifications instead of showing them."""
+    seen = []
+    for kind in ("error", "warning", "info"):
+        monkeypatch.setattr(kw, f"show_{kind}", lambda m, k=kind: seen.append((k, m)))
+    return seen
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    return viewer, KernelsWidget(viewer)
+
+
+def _apply(qtbot, widget):
+    """Apply and wait for the result layer (the worker may finish at once)."""
+    layers = widget.viewer.layers
+    count = len(layers)
+    assert widget.apply() is not None
+    qtbot.waitUntil(lambda: len(layers) == count + 1, timeout=30_000)
+    return layers[-1]
+
+
+def _image(shape, dtype):
+    data = RNG.random(shape) * (1 if dtype is bool else 200)
+    return (data > 0.5) if dtype is bool else data.astype(dtype)
+
+
+CASES = [
+    ((20, 24), np.uint8, False),
+    ((20, 24), np.uint16, False),
+    ((20, 24), np.int32, False),
+    ((20, 24), np.float64, False),
+    ((20, 24), bool, False),
+    ((3, 20, 24), np.float32, False),
+    ((20, 24, 3), np.uint8, True),
+    ((20, 24, 4), np.uint8, True),
+    ((2, 20, 24, 3), np.float32, True),
+]
+
+
+@pytest.mark.parametrize(("shape", "dtype", "rgb"), CASES)
+def test_apply_adds_an_overlaying_float32_layer(
+    viewer_widget, qtbot, shape, dtype, rgb
+):
+    viewer, widget = viewer_widget
+    data = _image(shape, dtype)
+    ndim = len(shape) - rgb
+    src = viewer.add_image(
+        data, name="src", rgb=rgb, scale=[0.5] * ndim, translate=[3.0] * ndim
+    )
+    widget.layer.value = src
+    widget.kernel.value = "sobel"
+    _apply(qtbot, widget)
+    out = viewer.layers["src [sobel]"]
+    assert out.rgb == rgb and out.data.dtype == np.float32
+    np.testing.assert_allclose(out.data, kernels.apply_named(data, "sobel", rgb=rgb))
+    np.testing.assert_array_equal(out.scale, src.scale)
+    np.testing.assert_array_equal(out.translate, src.translate)
+    if shape[-1] == 4:
+        np.testing.assert_array_equal(out.data[..., 3], data[..., 3])
+
+
+def test_parameters_border_mode_and_name(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((30, 30), np.float32)
+    widget.layer.value = viewer.add_image(data, name="img")
+    widget.kernel.value = "gaussian"
+    widget.params["sigma"].value = 2.5
+    widget.mode.value = "constant"
+    assert widget.params["amount"].native.isHidden()
+    assert not widget.params["sigma"].native.isHidden()
+    _apply(qtbot, widget)
+    out = viewer.layers["img [gaussian sigma=2.5]"].data
+    expected = kernels.apply_named(data, "gaussian", sigma=2.5, mode="constant")
+    np.testing.assert_allclose(out, expected)
+
+
+def test_the_displayed_axes_are_filtered(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((5, 6, 7), np.float32)
+    widget.layer.value = viewer.add_image(data, name="vol")
+    viewer.dims.order = (1, 0, 2)  # rows now show axis 0, columns axis 2
+    widget.kernel.value = "sobel_x"
+    _apply(qtbot, widget)
+    out = viewer.layers["vol [sobel_x]"].data
+    np.testing.assert_allclose(out, kernels.apply_named(data, "sobel_x", axes=(0, 2)))
+
+
+def test_a_dask_layer_stays_lazy(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((4, 32, 32), np.float32)
+    widget.layer.value = viewer.add_image(da.from_array(data, chunks=(1, 16, 16)))
+    widget.kernel.value = "laplacian8"
+    _apply(qtbot, widget)
+    out = viewer.layers[-1].data
+    assert isinstance(out, da.Array)
+    np.testing.assert_allclose(out.compute(), kernels.apply_named(data, "laplacian8"))
+
+
+def test_live_preview_follows_the_plane_and_the_parameters(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((3, 16, 18), np.float32)
+    widget.layer.value = viewer.add_image(data, name="stack", translate=(10, 0, 0))
+    viewer.dims.set_current_step(0, 12)  # world 12 -> plane 2
+    widget.live.value = True
+    qtbot.waitUntil(lambda: "stack [sobel] preview" in viewer.layers, timeout=10_000)
+    preview = viewer.layers["stack [sobel] preview"]
+    assert preview.data.shape == (1, 16, 18)
+    np.testing.assert_allclose(preview.data[0], kernels.apply_named(data[2], "sobel"))
+    assert preview.translate[0] == 12
+    widget.kernel.value = "box"  # debounced
+    box = "stack [box size=3] preview"
+    qtbot.waitUntil(lambda: preview.name == box, timeout=10_000)
+    np.testing.assert_allclose(preview.data[0], kernels.apply_named(data[2], "box"))
+    assert [layer.name for layer in viewer.layers] == ["stack", preview.name]
+    assert widget._image_layers() == [("stack", viewer.layers["stack"])]
+    widget.live.value = False
+    assert len(viewer.layers) == 1
+
+
+def test_heat_map_shows_the_weights(viewer_widget):
+    _, widget = viewer_widget
+    widget.kernel.value = "sobel"
+    assert len(widget.grid.tables) == 2
+    x = widget.grid.tables[0]
+    assert [x.item(1, c).text() for c in range(3)] == ["2", "0", "-2"]
+    widget.kernel.value = "custom"
+    widget.custom.value = "1 2 3 4"
+    assert not widget.grid.tables and "square" in widget.grid.message.text()
+
+
+def test_custom_kernel_typed_and_normalised(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((12, 12), np.uint8)
+    widget.layer.value = viewer.add_image(data, name="img")
+    widget.kernel.value = "custom"
+    widget.custom.value = "1 1 1\n1 1 1\n1 1 1"
+    widget.normalise.value = True
+    _apply(qtbot, widget)
+    out = viewer.layers["img [custom 3x3]"].data
+    np.testing.assert_allclose(out, kernels.apply_named(data, "box", size=3), atol=1e-4)
+
+
+def test_set_custom_kernel_from_a_learned_filter(viewer_widget, qtbot, notes):
+    viewer, widget = viewer_widget
+    data = _image((12, 12), np.float32)
+    widget.layer.value = viewer.add_image(data, name="img")
+    learned = np.array([[0.5, -1.0], [0.25, 2.0]])
+    widget.set_custom_kernel(learned, name="filter 7")
+    assert widget.kernel.value == "custom" and notes[0][0] == "info"
+    _apply(qtbot, widget)
+    out = viewer.layers["img [filter 7]"].data
+    np.testing.assert_allclose(out, kernels.apply_kernel(data, learned), atol=1e-5)
+    widget.set_custom_kernel(np.ones((17, 17)))
+    assert notes[-1][0] == "error" and "15x15" in notes[-1][1]
+
+
+def _bad_setups():
+    def no_layer(viewer, widget):
+        pass
+
+    def labels(viewer, widget):
+        viewer.add_labels(np.zeros((8, 8), dtype=np.uint8))
+        viewer.add_points(np.zeros((2, 2)))
+
+    def empty(viewer, widget):
+        # napari holds a stack of 0 planes (not a 2D image with a 0 side)
+        data = np.zeros((0, 8, 8))
+        widget.layer.value = viewer.add_image(data, contrast_limits=(0, 1))
+
+    def even(viewer, widget):
+        widget.layer.value = viewer.add_image(np.zeros((8, 8)))
+        widget.kernel.value = "custom"
+        widget.custom.value = "1 0\n0 1"
+
+    def text(viewer, widget):
+        widget.layer.value = viewer.add_image(np.zeros((8, 8)))
+        widget.kernel.value = "custom"
+        widget.custom.value = "1 x 1\n1 1 1\n1 1 1"
+
+    def nan(viewer, widget):
+        data = np.zeros((8, 8))
+        data[2, 3] = np.nan
+        data[4, 4] = np.inf
+        widget.layer.value = viewer.add_image(data)
+
+    return {
+        "no image layer": (no_layer, "error", "No image layer"),
+        "labels and points": (labels, "error", "(Labels)"),
+        "empty array": (empty, "error", "empty"),
+        "even custom": (even, "error", "odd size"),
+        "non-numeric custom": (text, "error", "numbers only"),
+        "nan and inf": (nan, "warning", "2 NaN/inf"),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("case", list(_bad_setups()))
+def test_bad_input_is_a_notification_and_changes_nothing(viewer_widget, notes, case):
+    viewer, widget = viewer_widget
+    setup, kind, text = _bad_setups()[case]
+    setup(viewer, widget)
+    before = [layer.name for layer in viewer.layers]
+    assert widget.apply() is None
+    assert [layer.name for layer in viewer.layers] == before
+    assert notes and notes[-1][0] == kind and text in notes[-1][1]
+
+
+def test_docks_from_the_plugin_manifest(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-digits", "portrait")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Kernels")
+    assert isinstance(widget, KernelsWidget)
+    assert widget.layer.value is viewer.layers["portrait"]
+
+
+def test_the_widget_never_imports_tensorflow(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        import napari
+        import numpy as np
+        from qtpy.QtCore import QThreadPool
+
+        import napari_digits
+        from napari_digits._widgets.kernels import KernelsWidget
+
+        viewer = napari.Viewer(show=False)
+        widget = KernelsWidget(viewer)
+        widget.layer.value = viewer.add_image(np.ones((8, 8)))
+        widget.apply()
+        QThreadPool.globalInstance().waitForDone()
+        viewer.close()
+        assert "tensorflow" not in sys.modules, "tensorflow imported"
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
