@@ -5,11 +5,14 @@ file with ``sys.executable`` (see :func:`build_models`) and only read the
 ``.keras`` files it writes.
 
 Run by hand: ``python tests/make_model.py OUT_DIR`` writes every model of
-:data:`MODELS` into ``OUT_DIR`` (about 10 s, mostly importing TensorFlow).
+:data:`MODELS` into ``OUT_DIR`` (about 10 s, mostly importing TensorFlow),
+each with a ``NAME.npz`` of its first layer's weights as Keras reads them back
+(``kernel``, ``bias``, ``activation``, ``padding``): the tests' ground truth.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +76,13 @@ def main(out: str) -> None:  # pragma: no cover - runs in a subprocess
 
     Path(out).mkdir(parents=True, exist_ok=True)
     for name, spec in MODELS.items():
-        _build(name, spec).save(Path(out) / f"{name}.keras")
+        model = _build(name, spec)
+        model.save(Path(out) / f"{name}.keras")
+        kernel, bias = model.layers[0].get_weights()
+        activation = model.layers[0].get_config()["activation"]
+        padding = model.layers[0].get_config()["padding"]
+        np.savez(Path(out) / f"{name}.npz", kernel=kernel, bias=bias,
+                 activation=activation, padding=padding)  # fmt: skip
     dense = keras.Sequential(
         [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
@@ -82,15 +91,20 @@ def main(out: str) -> None:  # pragma: no cover - runs in a subprocess
 
 def build_models(out: Path) -> Path:
     """Build the models into ``out`` in a subprocess, once (reuse if present)."""
-    done = out / f"{DENSE}.keras"
-    if not done.exists():
+    if not (out / f"{DENSE}.keras").exists():
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         subprocess.run(
-            [sys.executable, __file__, str(out)],
-            check=True,
-            timeout=300,
-            cwd=out.parent,
+            [sys.executable, __file__, str(out)], check=True, timeout=300, env=env
         )
     return out
+
+
+def first_layer(out: Path, name: str):
+    """Return a test model's first layer, read back by Keras, as ConvWeights."""
+    from napari_digits.engine.protocol import ConvWeights
+
+    saved = np.load(out / f"{name}.npz")
+    return ConvWeights(saved["kernel"], saved["bias"], str(saved["activation"]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -249,3 +249,23 @@ def test_current_plane_takes_the_viewers_position():
     np.testing.assert_array_equal(lf.current_plane(data, (7, 9, 0, 0)), data[1, 2])
     # a 3D layer in a 4D viewer uses the last three dims
     np.testing.assert_array_equal(lf.current_plane(data[0], (1, 2, 0, 0)), data[0, 2])
+
+
+def test_colour_tiles_centres_the_colormap_on_zero():
+    kernel = np.array([[-2.0, 0.0], [1.0, 2.0]])[:, :, None, None] * [1, -1]
+    tiles = lf.tile_filters(kernel, zoom=2, gap=1)
+    rgb = lf.colour_tiles(tiles)
+    assert rgb.shape == (*tiles.image.shape, 3) and rgb.dtype == np.uint8
+    blue, white, red = rgb[0, 0], rgb[0, 2], rgb[2, 2]
+    assert blue[2] > blue[0] and red[0] > red[2]  # negative blue, positive red
+    assert white.min() > 230  # zero is the (near-white) centre of RdBu_r
+    assert rgb[0, 4].tolist() == [140, 140, 140]  # the gap
+
+
+def test_format_matches_is_one_line_per_filter():
+    kernel = np.stack([SOBEL_X, np.ones((3, 3))], axis=-1)[:, :, None, :]
+    text = lf.format_matches(lf.match_filters(kernel, CATALOGUE))
+    head, first, second = text.splitlines()
+    assert head.split() == ["filter", "channel", "closest", "classic", "kernel", "r"]
+    assert first.split() == ["0", "0", "Sobel", "x", "(negated)", "1.00"]
+    assert second.split() == ["1", "0", "(none)", "-"]

@@ -39,7 +39,9 @@ __all__ = [
     "check_kernel",
     "classic_catalogue",
     "closest_classic",
+    "colour_tiles",
     "current_plane",
+    "format_matches",
     "match_filters",
     "match_table",
     "tile_filters",
@@ -565,3 +567,58 @@ def match_table(matches: list[Match]) -> dict[str, np.ndarray]:
         "r": np.array([m.r for m in matches], dtype=float),
         "label": np.array([str(m) for m in matches], dtype=object),
     }
+
+
+def format_matches(matches: list[Match]) -> str:
+    """Return the matches as a plain-text table, one filter per line.
+
+    Parameters
+    ----------
+    matches : list of Match
+        From :func:`match_filters`.
+
+    Returns
+    -------
+    str
+        Columns ``filter``, ``channel``, ``closest classic kernel`` and ``r``.
+    """
+    table = match_table(matches)
+    width = max([len("closest classic kernel"), *map(len, table["closest"])])
+    lines = [f"{'filter':>6}  {'channel':>7}  {'closest classic kernel':<{width}}  r"]
+    for f, c, name, r in zip(
+        table["filter"], table["channel"], table["closest"], table["r"], strict=True
+    ):
+        score = "-" if math.isnan(r) else f"{r:.2f}"
+        lines.append(f"{f:>6}  {c:>7}  {name or '(none)':<{width}}  {score}")
+    return "\n".join(lines)
+
+
+def colour_tiles(
+    tiles: FilterTiles,
+    *,
+    colormap: str = "RdBu_r",
+    gap_colour: tuple[float, float, float] = (0.55, 0.55, 0.55),
+) -> np.ndarray:
+    """Colour the tiles with a diverging colormap centred on zero.
+
+    Parameters
+    ----------
+    tiles : FilterTiles
+        From :func:`tile_filters`.
+    colormap : str, optional
+        A matplotlib colormap name; ``-limit`` maps to its first colour, 0 to
+        its middle and ``+limit`` to its last.
+    gap_colour : tuple of float, optional
+        RGB in 0..1 of the gaps between tiles.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB image ``(H, W, 3)``, ready to be written as a PNG.
+    """
+    import matplotlib
+
+    scaled = (tiles.image / tiles.limit + 1) / 2
+    rgb = matplotlib.colormaps[colormap](np.clip(scaled, 0, 1))[..., :3]
+    rgb[~tiles.mask] = gap_colour
+    return np.round(rgb * 255).astype(np.uint8)

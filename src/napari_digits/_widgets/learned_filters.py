@@ -1,0 +1,379 @@
+"""The "Learned filters" dock widget: wiring only.
+
+Every computation lives in :mod:`napari_digits.learned_filters` (tiles,
+matching) and in the engine process (reading weights, feature maps); this
+module turns controls into calls and results into layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from napari_digits import learned_filters as lf
+from napari_digits.current_model import current_model
+from napari_digits.engine.protocol import ConvWeights, FeatureMaps, GetFirstLayer
+
+if TYPE_CHECKING:
+    import napari
+
+#: the diverging colormap of weights (blue < 0 < red), centred by the limits
+DIVERGING = "RdBu_r"
+FILTERS_LAYER = "learned filters"
+LABELS_LAYER = "learned filters: index"
+DIGIT_LAYER = "MNIST test digit"
+MNIST_SOURCE = "MNIST test digit"
+TABLE_COLUMNS = ("filter", "channel", "closest", "r")
+
+
+def first_layer(model: str) -> ConvWeights:
+    """Ask the engine for a model's first convolution layer (worker thread)."""
+    from napari_digits.engine.client import get_engine
+
+    return get_engine().call(GetFirstLayer(model=model))
+
+
+def feature_maps(
+    model: str, image: np.ndarray | int, depth: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Return the input image and the engine's activation maps (worker thread).
+
+    ``image`` is a 2D float image in 0..1, or the index of an MNIST test digit.
+    Raises :class:`~napari_digits.learned_filters.ImageTooSmallError` before
+    asking for the maps when the image is smaller than the first layer's
+    filters.
+    """
+    from napari_digits.engine.client import get_engine
+
+    if isinstance(image, int):
+        from napari_digits.data import load_mnist
+
+        image = load_mnist().x_test[image].astype(np.float32) / 255
+    conv = get_engine().call(GetFirstLayer(model=model))
+    lf.check_image_size(image.shape, conv.kernel.shape[:2])
+    return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
+
+
+def placement(size: tuple[int, int], shape: tuple[int, ...]) -> dict[str, Any]:
+    """Return the scale and translate that centre a map over its input image."""
+    scale = [max(1, round(n / m)) for n, m in zip(size, shape[-2:], strict=True)]
+    translate = [
+        (n - 1) / 2 - s * (m - 1) / 2
+        for n, m, s in zip(size, shape[-2:], scale, strict=True)
+    ]
+    return {"scale": (1, *scale), "translate": (0, *translate)}
+
+
+class LearnedFiltersWidget(QWidget):
+    """See the current model's first-layer filters, what they do, what they resemble.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer to add layers to.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.conv: ConvWeights | None = None
+        self.matches: list[lf.Match] = []
+        self.worker = None  # the latest background worker
+        self._pending = 0
+        self._build()
+        self._connect()
+
+    # -- layout --------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.model_label = Label(value=self._model_text())
+        self.show_button = PushButton(text="Show the current model's filters")
+        self.follow = CheckBox(text="Follow a running training", value=True)
+        self.source = ComboBox(label="input", choices=self._sources)
+        self.digit = SpinBox(label="digit index", max=9999)
+        self.second = CheckBox(text="second layer's maps too", value=False)
+        self.maps_button = PushButton(text="Show feature maps")
+        self.filter_index = SpinBox(label="filter", max=0)
+        self.channel = SpinBox(label="input channel", max=0)
+        self.target = ComboBox(label="image", choices=self._image_names)
+        self.apply_button = PushButton(text="Apply the filter to the image")
+        self.send_button = PushButton(text="Send to the Kernels widget")
+        self.controls = Container(
+            widgets=[
+                self.model_label, self.show_button, self.follow,
+                Label(value="<b>Feature maps</b>"), self.source, self.digit,
+                self.second, self.maps_button,
+                Label(value="<b>One learned filter</b>"), self.filter_index,
+                self.channel, self.target, self.apply_button, self.send_button,
+            ]
+        )  # fmt: skip
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(
+            ["filter", "channel", "closest kernel", "r"]
+        )
+        self.table.verticalHeader().setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.table)
+
+    def _connect(self) -> None:
+        self.show_button.changed.connect(self.show_current_model)
+        self.maps_button.changed.connect(self.show_feature_maps)
+        self.apply_button.changed.connect(self.apply_filter)
+        self.send_button.changed.connect(self.send_to_kernels)
+        for event in (
+            self.viewer.layers.events.inserted,
+            self.viewer.layers.events.removed,
+        ):
+            event.connect(self.controls.reset_choices)
+        signals = [
+            (current_model.changed, self._on_model_changed),
+            (current_model.epoch_ended, self._on_epoch_ended),
+        ]
+        for signal, slot in signals:
+            signal.connect(slot)
+        self.destroyed.connect(lambda *_: [s.disconnect(f) for s, f in signals])
+
+    def _sources(self, *_: Any) -> list[str]:
+        return [MNIST_SOURCE, *self._image_names()]
+
+    def _image_names(self, *_: Any) -> list[str]:
+        return [
+            layer.name
+            for layer in self.viewer.layers
+            if layer._type_string == "image" and layer.name != FILTERS_LAYER
+        ]
+
+    def _model_text(self) -> str:
+        return f"model: {current_model.path.name}"
+
+    # -- background work -----------------------------------------------------
+
+    def _run(self, func: Callable, done: Callable, desc: str, *args: Any) -> None:
+        worker = create_worker(
+            func,
+            *args,
+            _start_thread=False,
+            _progress={"desc": desc},
+            _connect={"returned": done, "errored": self._on_error},
+        )
+        worker.finished.connect(self._on_finished)
+        self.worker, self._pending = worker, self._pending + 1
+        worker.start()
+
+    def _on_finished(self) -> None:
+        self._pending -= 1
+
+    @property
+    def busy(self) -> bool:
+        """Whether a background request of this widget is still running."""
+        return self._pending > 0
+
+    def _on_error(self, exc: Exception) -> None:
+        show_error(f"Learned filters: {exc}")
+
+    # -- the filters ---------------------------------------------------------
+
+    def show_current_model(self) -> None:
+        """Read the current model's first layer in the engine, then show it."""
+        path = current_model.path
+        self.model_label.value = self._model_text()
+        if not path.exists():
+            show_error(
+                f"No model at {path}: train one in the Training widget "
+                "or load one first."
+            )
+            return
+        self._run(first_layer, self._on_first_layer, "reading filters", str(path))
+
+    def _on_first_layer(self, conv: ConvWeights) -> None:
+        self.show_filters(conv, source=str(current_model.path))
+
+    def show_filters(self, conv: ConvWeights, source: str = "") -> None:
+        """Show ``conv``'s filters as tiles, their indices and closest kernels."""
+        try:
+            tiles = lf.tile_filters(conv.kernel)
+            matches = lf.match_filters(conv.kernel)
+        except ValueError as exc:
+            show_error(f"Learned filters: {exc}")
+            return
+        self.conv, self.matches = conv, matches
+        table = lf.match_table(matches)
+        self._show_tiles(tiles, source, table)
+        self._show_labels(tiles, table)
+        self._fill_table(table)
+        _, _, channels, filters = conv.kernel.shape
+        self.filter_index.max, self.channel.max = filters - 1, channels - 1
+
+    def _show_tiles(self, tiles: lf.FilterTiles, source: str, table: dict) -> None:
+        limits = (-tiles.limit, tiles.limit)
+        metadata = {"source": source, "matches": table["label"].tolist()}
+        if FILTERS_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[FILTERS_LAYER]
+            layer.data, layer.contrast_limits = tiles.image, limits
+            layer.metadata.update(metadata)
+            return
+        self.viewer.add_image(
+            tiles.image,
+            name=FILTERS_LAYER,
+            colormap=DIVERGING,
+            contrast_limits=limits,
+            interpolation2d="nearest",
+            metadata=metadata,
+        )
+
+    def _show_labels(self, tiles: lf.FilterTiles, table: dict) -> None:
+        rectangles = [
+            np.array([[r0, c0], [r1, c1]]) - 0.5 for r0, c0, r1, c1 in tiles.boxes
+        ]
+        if LABELS_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[LABELS_LAYER]
+            if len(layer.data) == len(rectangles):
+                layer.data, layer.features = rectangles, table
+                return
+            self.viewer.layers.remove(layer)
+        self.viewer.add_shapes(
+            rectangles,
+            shape_type="rectangle",
+            name=LABELS_LAYER,
+            features=table,
+            face_color="transparent",
+            edge_color="#777777",
+            edge_width=0.5,
+            text={"string": "{filter}", "anchor": "upper_left", "color": "black"},
+        )
+
+    def _fill_table(self, table: dict) -> None:
+        self.table.setRowCount(len(table["filter"]))
+        for row in range(len(table["filter"])):
+            r = table["r"][row]
+            cells = [*(table[k][row] for k in TABLE_COLUMNS[:3]), f"{r:.2f}"]
+            for column, value in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(str(value)))
+        self.table.resizeColumnsToContents()
+
+    def _on_model_changed(self, path: Any) -> None:
+        self.model_label.value = self._model_text()
+        if self.conv is not None:  # filters on view: show the new model's
+            self.show_current_model()
+
+    def _on_epoch_ended(self, progress: Any) -> None:
+        if self.follow.value and progress.first_layer is not None:
+            self.show_filters(progress.first_layer, source=f"epoch {progress.epoch}")
+
+    # -- feature maps --------------------------------------------------------
+
+    def show_feature_maps(self) -> None:
+        """Show the activation maps of the chosen digit or image layer's plane."""
+        path = current_model.path
+        if not path.exists():
+            show_error(f"No model at {path}: train or load one first.")
+            return
+        image = self.digit.value if self.source.value == MNIST_SOURCE else None
+        if image is None:
+            try:
+                image = self._layer_plane(self.viewer.layers[self.source.value])
+            except ValueError as exc:
+                show_error(f"Feature maps: {exc}")
+                return
+        depth = 2 if self.second.value else 1
+        self._run(feature_maps, self._on_maps, "feature maps", str(path), image, depth)
+
+    def _layer_plane(self, layer: Any) -> np.ndarray:
+        if layer.multiscale:
+            raise ValueError("multiscale images are not supported: pick another")
+        plane = lf.current_plane(
+            layer.data, self.viewer.dims.current_step, rgb=layer.rgb
+        )
+        if layer.rgb:
+            show_warning(f"{layer.name} is RGB: converted to grey for the network")
+        return lf.to_grey(plane, rgb=layer.rgb)
+
+    def _on_maps(self, result: tuple[np.ndarray, list[np.ndarray]]) -> None:
+        image, maps = result
+        if self.source.value == MNIST_SOURCE:
+            self._set_image(DIGIT_LAYER, image, {"colormap": "gray"})
+        for depth, activations in enumerate(maps, start=1):
+            stack = np.moveaxis(np.asarray(activations), -1, 0)
+            kwargs = {"colormap": "magma", **placement(image.shape, stack.shape)}
+            self._set_image(f"feature maps: layer {depth}", stack, kwargs)
+
+    def _set_image(self, name: str, data: np.ndarray, kwargs: dict) -> None:
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = data
+            for key in ("scale", "translate"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            layer.reset_contrast_limits()
+        else:
+            self.viewer.add_image(data, name=name, **kwargs)
+
+    # -- one filter ----------------------------------------------------------
+
+    def selected_kernel(self) -> np.ndarray:
+        """Return the chosen learned filter in the Kernels capability's convention.
+
+        Raises
+        ------
+        ValueError
+            When no filters are on view yet.
+        """
+        if self.conv is None:
+            raise ValueError("no filters yet: show the current model's filters first")
+        return lf.as_kernel(
+            self.conv.kernel, self.filter_index.value, channel=self.channel.value
+        )
+
+    def apply_filter(self) -> None:
+        """Convolve the chosen image layer with the chosen learned filter."""
+        from napari_digits.kernels import apply_kernel
+
+        try:
+            weights = self.selected_kernel()
+            layer = self.viewer.layers[self.target.value or ""]
+            shape = layer.data.shape[-3:-1] if layer.rgb else layer.data.shape[-2:]
+            lf.check_image_size(shape, weights.shape)
+        except (KeyError, ValueError) as exc:
+            show_error(f"Apply filter: {exc}")
+            return
+        name = f"{layer.name} * filter {self.filter_index.value}"
+        where = {"scale": layer.scale, "translate": layer.translate}
+
+        def done(result: np.ndarray) -> None:
+            self._set_image(name, result, {"colormap": "gray", **where})
+
+        apply = partial(apply_kernel, rgb=layer.rgb)
+        self._run(apply, done, "applying filter", layer.data, weights)
+
+    def send_to_kernels(self) -> None:
+        """Hand the chosen learned filter to the Kernels widget as a custom kernel."""
+        from napari_digits.kernels import pad_to_odd
+
+        try:
+            weights = pad_to_odd(self.selected_kernel())
+        except ValueError as exc:
+            show_error(f"Send to Kernels: {exc}")
+            return
+        name = f"learned filter {self.filter_index.value}"
+        self.kernels_widget().set_custom_kernel(weights, name=name)
+        show_info(f"{name} is the Kernels widget's custom kernel")
+
+    def kernels_widget(self) -> Any:
+        """Return the docked Kernels widget, docking one when there is none."""
+        from napari_digits._widgets.kernels import KernelsWidget
+
+        for widget in self.viewer.window.dock_widgets.values():
+            if isinstance(widget, KernelsWidget):
+                return widget
+        _, widget = self.viewer.window.add_plugin_dock_widget(
+            "napari-digits", "Kernels"
+        )
+        return widget

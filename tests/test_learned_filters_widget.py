@@ -1,0 +1,202 @@
+"""The Learned filters widget in a real viewer, with the real engine process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from make_model import build_models, first_layer
+from napari_digits import learned_filters as lf
+from napari_digits._widgets import learned_filters as widget_module
+from napari_digits._widgets.learned_filters import (
+    FILTERS_LAYER,
+    LABELS_LAYER,
+    LearnedFiltersWidget,
+)
+from napari_digits.current_model import current_model
+from napari_digits.engine.protocol import ConvWeights, TrainingProgress
+from napari_digits.kernels import apply_kernel
+
+TIMEOUT = 120_000  # ms: the first request starts the engine (imports TensorFlow)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    return build_models(tmp_path_factory.getbasetemp() / "learned_filter_models")
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record the widget's notifications instead of showing them."""
+    seen = {"error": [], "warning": [], "info": []}
+    for kind, messages in seen.items():
+        monkeypatch.setattr(widget_module, f"show_{kind}", messages.append)
+    return seen
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = LearnedFiltersWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Learned filters")
+    yield widget
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+    current_model.reset()
+
+
+def use(models, name):
+    current_model.set(models / f"{name}.keras")
+    return first_layer(models, name)
+
+
+def wait(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
+
+
+def show_model(qtbot, widget):
+    widget.show_current_model()
+    wait(qtbot, widget)
+
+
+@pytest.mark.parametrize("name", ["conv2x2", "conv3x3", "conv5x5", "rgb3x3"])
+def test_tiles_show_every_filter_of_the_first_layer(widget, qtbot, models, notes, name):
+    conv = use(models, name)
+    show_model(qtbot, widget)
+    assert notes["error"] == []
+    h, w, cin, n = conv.kernel.shape
+    image = widget.viewer.layers[FILTERS_LAYER]
+    labels = widget.viewer.layers[LABELS_LAYER]
+    assert len(labels.data) == n * cin == widget.table.rowCount()
+    zoom = lf.default_zoom(h, w)
+    for rectangle, f, c in zip(
+        labels.data, labels.features["filter"], labels.features["channel"], strict=True
+    ):
+        (r0, c0), (r1, c1) = (
+            (rectangle.min(0) + 0.5).astype(int),
+            (rectangle.max(0) + 0.5).astype(int),
+        )
+        tile = image.data[r0:r1, c0:c1]
+        assert tile.shape == (h * zoom, w * zoom)
+        np.testing.assert_allclose(tile[::zoom, ::zoom], conv.kernel[:, :, c, f])
+    limit = np.abs(conv.kernel).max()
+    np.testing.assert_allclose(image.contrast_limits, (-limit, limit), rtol=1e-6)
+    assert image.colormap.name == "RdBu_r"
+    if cin > 1:  # one row of tiles per input channel
+        rows = [rectangle.min(0)[0] for rectangle in labels.data]
+        assert len(set(rows)) == cin
+    assert labels.text.values[:3].tolist() == ["0", "1", "2"]
+    assert widget.filter_index.max == n - 1 and widget.channel.max == cin - 1
+
+
+def test_sobel_and_gaussian_filters_are_named_back(widget, qtbot, models):
+    use(models, "sobel_gauss")
+    show_model(qtbot, widget)
+    features = widget.viewer.layers[LABELS_LAYER].features
+    assert features["closest"].tolist() == ["Sobel x", "Gaussian blur"]
+    np.testing.assert_allclose(features["r"], 1.0, atol=1e-5)
+    assert [widget.table.item(row, 2).text() for row in range(2)] == [
+        "Sobel x",
+        "Gaussian blur",
+    ]
+    assert widget.table.item(0, 3).text() == "1.00"
+    assert widget.viewer.layers[FILTERS_LAYER].metadata["matches"][0] == (
+        "filter 0 ~ Sobel x, r = 1.00"
+    )
+
+
+def test_feature_maps_of_a_digit_equal_numpy(
+    widget, qtbot, models, mnist_dir, monkeypatch
+):
+    from napari_digits.data import load_mnist
+
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
+    conv = use(models, "conv3x3")
+    widget.digit.value = 7
+    widget.second.value = True
+    widget.show_feature_maps()
+    wait(qtbot, widget)
+    digit = load_mnist(mnist_dir).x_test[7] / 255
+    expected = lf.activation_maps(digit, conv, padding="valid")  # relu + bias
+    maps = widget.viewer.layers["feature maps: layer 1"]
+    assert maps.data.shape == (8, 26, 26)
+    np.testing.assert_allclose(np.moveaxis(maps.data, 0, -1), expected, atol=1e-5)
+    assert maps.translate[1:].tolist() == [1.0, 1.0]  # centred over the digit
+    assert widget.viewer.layers["feature maps: layer 2"].data.shape == (5, 12, 12)
+    np.testing.assert_allclose(widget.viewer.layers["MNIST test digit"].data, digit)
+
+
+def test_feature_maps_of_an_rgb_layer_plane(widget, qtbot, models, notes):
+    conv = use(models, "conv2x2")  # padding "same"
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 20, 17, 3), dtype=np.uint8)
+    widget.viewer.add_image(rgb, name="photo", rgb=True)
+    widget.viewer.dims.set_current_step(0, 1)
+    widget.source.value = "photo"
+    widget.show_feature_maps()
+    wait(qtbot, widget)
+    assert any("converted to grey" in message for message in notes["warning"])
+    grey = lf.to_grey(rgb[1], rgb=True)
+    expected = lf.activation_maps(grey, conv, padding="same")
+    maps = widget.viewer.layers["feature maps: layer 1"].data
+    np.testing.assert_allclose(np.moveaxis(maps, 0, -1), expected, atol=1e-5)
+    assert "feature maps: layer 2" not in widget.viewer.layers
+
+
+def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
+    kernels = np.random.default_rng(1).normal(size=(2, 3, 3, 1, 4)).astype(np.float32)
+    for epoch, kernel in enumerate(kernels, start=1):
+        progress = TrainingProgress(
+            epoch=epoch, epochs=2, batch=10, batches=10, loss=0.1, epoch_end=True,
+            first_layer=ConvWeights(kernel, np.zeros(4, np.float32), "relu"),
+        )  # fmt: skip
+        current_model.epoch_ended.emit(progress)
+        layer = widget.viewer.layers[FILTERS_LAYER]
+        np.testing.assert_array_equal(layer.data, lf.tile_filters(kernel).image)
+        assert layer.metadata["source"] == f"epoch {epoch}"
+    widget.follow.value = False
+    current_model.epoch_ended.emit(
+        progress.__class__(**{**progress.__dict__, "epoch": 3})
+    )
+    assert widget.viewer.layers[FILTERS_LAYER].metadata["source"] == "epoch 2"
+
+
+def test_apply_a_learned_filter_like_the_kernels_widget(widget, qtbot, models):
+    conv = use(models, "conv3x3")
+    show_model(qtbot, widget)
+    image = np.random.default_rng(2).random((30, 25)).astype(np.float32)
+    widget.viewer.add_image(image, name="noise")
+    widget.target.value = "noise"
+    widget.filter_index.value = 2
+    widget.apply_filter()
+    wait(qtbot, widget)
+    result = widget.viewer.layers["noise * filter 2"].data
+    weights = conv.kernel[:, :, 0, 2]
+    np.testing.assert_allclose(result, apply_kernel(image, np.flip(weights)), atol=1e-6)
+    # inside the border it is the network's own (correlation) response
+    linear = ConvWeights(conv.kernel[..., 2:3], np.zeros(1), "linear")
+    inner = lf.activation_maps(image, linear)[..., 0]
+    np.testing.assert_allclose(result[1:-1, 1:-1], inner, atol=1e-5)
+
+
+def test_bad_input_is_a_notification_and_changes_nothing(
+    widget, qtbot, models, notes, tmp_path
+):
+    current_model.set(tmp_path / "missing.keras")
+    widget.show_current_model()
+    assert "No model" in notes["error"][-1]
+    current_model.set(models / "dense.keras")
+    show_model(qtbot, widget)
+    assert "convolution" in notes["error"][-1]
+    assert FILTERS_LAYER not in widget.viewer.layers
+    widget.apply_filter()
+    assert "show the current model's filters first" in notes["error"][-1]
+    use(models, "conv5x5")
+    show_model(qtbot, widget)
+    widget.viewer.add_image(np.ones((3, 40)), name="thin")
+    layers = len(widget.viewer.layers)
+    widget.source.value = widget.target.value = "thin"
+    widget.show_feature_maps()
+    wait(qtbot, widget)
+    assert "smaller than the filter" in notes["error"][-1]
+    widget.apply_filter()
+    assert "smaller than the filter" in notes["error"][-1]
+    assert len(widget.viewer.layers) == layers
