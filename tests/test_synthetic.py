@@ -60,3 +60,11 @@ def test_shipped_sample_is_small_and_matches_its_ground_truth():
     image = np.asarray(Image.open(SAMPLE))
     s = score([as_row(r) for r in find_digits(image).regions], truth)
     assert s.found == s.truth and s.extra == 0
+
+
+def test_sample_menu_entry_gives_the_page_with_its_truth():
+    from napari_digits.sample_data import scanned_page
+
+    [(data, meta, kind)] = scanned_page()
+    assert kind == "image" and meta["rgb"] and data.shape == (1754, 1240, 3)
+    assert Path(meta["metadata"]["truth"]).exists()
