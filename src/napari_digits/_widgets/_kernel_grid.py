@@ -24,7 +24,7 @@ NUMBER_MIN_PX = 30
 def weight_colour(value: float, scale: float) -> QColor:
     """Return the diverging colour of one weight (``scale``: the largest |weight|)."""
     t = 0.0 if scale == 0 else float(np.clip(value / scale, -1, 1))
-    fade = round(255 * (1 - abs(t)))
+    fade = round(255 * (1 - 0.7 * abs(t)))  # light enough for black numbers
     return QColor(255, fade, fade) if t >= 0 else QColor(fade, fade, 255)
 
 
