@@ -1,0 +1,435 @@
+"""The training loop: data pipeline, schedule, progress, stop, checkpoints.
+
+Imports TensorFlow: runs only in the engine process or a command-line process
+without Qt. The public entry point is :func:`train` (re-exported by
+:mod:`napari_digits.engine.models`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from napari_digits.data import Mnist, load_mnist
+from napari_digits.engine.architectures import Recipe, recipe
+from napari_digits.engine.protocol import (
+    ConvWeights,
+    TrainConfig,
+    TrainingProgress,
+    TrainingResult,
+)
+
+#: seconds between two progress events (the epoch end always sends one)
+PROGRESS_INTERVAL = 0.25
+#: runs shorter than this many batches settle batch-norm statistics each epoch
+SETTLE_BELOW = 300
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, or not a model this plugin can use."""
+
+
+class DeviceError(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+def resolve_device(device: str) -> str:
+    """Map ``"auto"``, ``"cpu"``, ``"gpu"`` or ``"GPU:1"`` to a TensorFlow device.
+
+    Parameters
+    ----------
+    device : str
+        The user's choice.
+
+    Returns
+    -------
+    str
+        A device string for :func:`tf.device` (``"/CPU:0"``, ``"/GPU:0"``...).
+
+    Raises
+    ------
+    DeviceError
+        If a GPU is asked for where TensorFlow sees none, or the name is unknown.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    choice = device.strip().upper()
+    if choice == "AUTO":
+        return "/GPU:0" if gpus else "/CPU:0"
+    if choice in ("CPU", "CPU:0"):
+        return "/CPU:0"
+    match = re.fullmatch(r"GPU(?::(\d+))?", choice)
+    if match is None:
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu, gpu or GPU:N")
+    index = int(match.group(1) or 0)
+    if index >= len(gpus):
+        seen = f"{len(gpus)} GPU(s)" if gpus else "no GPU"
+        raise DeviceError(
+            f"device {device!r} is not available: TensorFlow sees {seen} here. "
+            "Choose auto or cpu."
+        )
+    return f"/GPU:{index}"
+
+
+@contextlib.contextmanager
+def device_scope(device: str) -> Iterator[str]:
+    """Run the body on ``device`` (see :func:`resolve_device`); yield its name."""
+    name = resolve_device(device)
+    with tf.device(name):
+        yield name
+
+
+def save_atomic(model: keras.Model, path: str | os.PathLike) -> None:
+    """Save ``model`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}-", suffix=".keras"
+    )
+    os.close(fd)
+    _chmod_umask(tmp)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json_atomic(data: dict, path: str | os.PathLike) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    _chmod_umask(tmp)
+    os.replace(tmp, path)
+
+
+def _chmod_umask(path: str) -> None:
+    """Give a temporary file the permissions a normally created file has."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def state_path(model_path: str | os.PathLike) -> Path:
+    """Return the sidecar that records a checkpoint's training state."""
+    return Path(str(model_path) + ".json")
+
+
+def learning_rate(step: int, total: int, peak: float, r: Recipe) -> float:
+    """Return the learning rate at ``step`` of ``total`` for the recipe's schedule."""
+    if r.schedule == "constant" or total <= 1:
+        return peak
+    warm = max(1, int(total * r.warmup))
+    if step < warm:
+        return peak * (0.1 + 0.9 * step / warm)
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def shift_images(images: tf.Tensor, labels: tf.Tensor, shift: float):
+    """Translate each image by a random sub-pixel offset of up to ``shift`` px."""
+    n = tf.shape(images)[0]
+    d = tf.random.uniform((n, 2), -shift, shift)
+    one, zero = tf.ones((n, 1)), tf.zeros((n, 1))
+    transforms = tf.concat([one, zero, d[:, :1], zero, one, d[:, 1:], zero, zero], 1)
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return images, labels
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """Return uint8 images as float32 ``(N, 28, 28, 1)`` in 0..1."""
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def make_dataset(data: Mnist, r: Recipe, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled, batched, augmented training batches with one-hot labels."""
+    x, y = to_float(data.x_train), np.eye(10, dtype=np.float32)[data.y_train]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if r.shift > 0:
+        ds = ds.map(
+            lambda a, b: shift_images(a, b, r.shift),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def test_accuracy(model: keras.Model, data: Mnist, batch: int = 2000) -> float:
+    """Return the model's accuracy on ``data``'s test set."""
+    if len(data.y_test) == 0:
+        return float("nan")
+    spec = tf.TensorSpec((None, 28, 28, 1), tf.float32)
+    infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    x = to_float(data.x_test)
+    correct = 0
+    for i in range(0, len(x), batch):
+        p = infer(tf.constant(x[i : i + batch])).numpy()
+        correct += int(np.sum(np.argmax(p, axis=1) == data.y_test[i : i + batch]))
+    return correct / len(x)
+
+
+def settle_batch_norm(model: keras.Model, data: Mnist, passes: int = 32) -> None:
+    """Bring batch-norm moving statistics up to date after a short run.
+
+    Moving averages start at mean 0, variance 1 and need a few dozen batches
+    to forget that; a run of a few batches (tests, quick looks) would otherwise
+    be evaluated with wrong statistics. Forward passes in training mode update
+    them without touching the weights.
+    """
+    norms = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+    if not norms or len(data.x_train) == 0:
+        return
+    x = to_float(data.x_train[:4096])
+    for i in range(passes):
+        start = (i * 128) % max(1, len(x) - 127)
+        model(x[start : start + 128], training=True)
+
+
+def conv_weights(model: keras.Model) -> ConvWeights | None:
+    """Return the first convolution layer's weights, or None."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = (np.array(w, np.float32) for w in layer.get_weights()[:2])
+            act = str(layer.get_config().get("activation", "linear"))
+            return ConvWeights(kernel, bias, act, layer.name)
+    return None
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Sets the learning rate, reports progress, stops, checkpoints each epoch."""
+
+    def __init__(self, run: _Run) -> None:
+        super().__init__()
+        self.run = run
+        self.last = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self.run.epoch * self.run.batches + batch
+        rate = learning_rate(step, self.run.total_steps, self.run.peak, self.run.recipe)
+        self.model.optimizer.learning_rate.assign(rate)
+
+    def on_train_batch_end(self, batch, logs=None):
+        run = self.run
+        run.batch = batch + 1
+        if run.should_stop() or run.over_budget():
+            run.stopped = True
+            self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_INTERVAL or batch == 0:
+            self.last = now
+            run.report(logs or {})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.run.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.end_epoch(self.model, logs or {})
+
+
+class _Run:
+    """The state of one training run (what the callback reads and updates)."""
+
+    def __init__(self, config, r, data, batches, start_epoch, history, hooks):
+        self.config, self.recipe, self.data = config, r, data
+        self.on_progress, self.should_stop, self.log = hooks
+        self.epochs = config.epochs or r.epochs
+        self.peak = config.learning_rate or r.learning_rate
+        self.batches, self.epoch, self.batch = batches, start_epoch, 0
+        self.total_steps = self.epochs * batches
+        self.start_epoch, self.epochs_done = start_epoch, start_epoch
+        self.history = history
+        self.stopped = False
+        self.start = time.perf_counter()
+        self.eval_time = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def over_budget(self) -> bool:
+        budget = self.config.time_budget
+        return budget is not None and self.elapsed() - self.eval_time >= budget
+
+    def eta(self) -> float | None:
+        done = (self.epoch - self.start_epoch) * self.batches + self.batch
+        left = (self.epochs - self.epoch) * self.batches - self.batch
+        return self.elapsed() / done * left if done else None
+
+    def report(self, logs: dict, **extra) -> None:
+        acc = logs.get("accuracy")
+        self.on_progress(
+            TrainingProgress(
+                epoch=self.epoch + 1,
+                epochs=self.epochs,
+                batch=self.batch,
+                batches=self.batches,
+                loss=float(logs.get("loss", float("nan"))),
+                accuracy=None if acc is None else float(acc),
+                elapsed=self.elapsed(),
+                eta=extra.pop("eta", self.eta()),
+                **extra,
+            )
+        )
+
+    def end_epoch(self, model: keras.Model, logs: dict) -> None:
+        tick = time.perf_counter()
+        if self.epoch * self.batches + self.batch < SETTLE_BELOW:
+            settle_batch_norm(model, self.data)
+        accuracy = test_accuracy(model, self.data)
+        self.eval_time += time.perf_counter() - tick
+        complete = self.batch >= self.batches
+        self.epochs_done = self.epoch + 1 if complete else self.epoch
+        for key, value in (
+            ("loss", logs.get("loss")),
+            ("accuracy", logs.get("accuracy")),
+            ("test_accuracy", accuracy),
+            ("time", self.elapsed()),
+            ("train_time", self.elapsed() - self.eval_time),
+        ):
+            self.history.setdefault(key, []).append(float(value or 0.0))
+        self.save(model)
+        self.log(
+            f"epoch {self.epoch + 1}/{self.epochs}"
+            f"{'' if complete else ' (stopped)'}: test accuracy {accuracy:.4f}, "
+            f"{self.elapsed():.1f} s"
+        )
+        self.report(
+            logs,
+            epoch_end=True,
+            test_accuracy=accuracy,
+            checkpoint=self.config.out,
+            first_layer=conv_weights(model),
+            eta=self.eta() if not self.stopped else 0.0,
+        )
+
+    def save(self, model: keras.Model) -> None:
+        save_atomic(model, self.config.out)
+        state = {
+            "architecture": self.config.architecture,
+            "epochs_done": self.epochs_done,
+            "epochs": self.epochs,
+            "config": asdict(self.config),
+            "history": self.history,
+        }
+        write_json_atomic(state, state_path(self.config.out))
+
+
+def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> tuple:
+    """Build (or reload for resume) the compiled model; return it and its state."""
+    if config.resume:
+        path = Path(config.out)
+        if not path.is_file() or not state_path(path).is_file():
+            raise ModelFileError(
+                f"no checkpoint to resume at {path} (or its {state_path(path).name}): "
+                "start a new training instead."
+            )
+        state = json.loads(state_path(path).read_text())
+        try:
+            model = keras.models.load_model(path, compile=True)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelFileError(f"cannot resume from {path}: {exc}") from exc
+        log(f"resuming {path} after epoch {state['epochs_done']}")
+        return model, int(state["epochs_done"]), dict(state.get("history", {}))
+    mixed = config.mixed_precision and device.startswith("/GPU")
+    if config.mixed_precision and not mixed:
+        log("mixed precision needs a GPU: training in float32")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        model = r.build()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate or r.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model, 0, {}
+
+
+def train(
+    config: TrainConfig,
+    *,
+    on_progress: Callable[[TrainingProgress], None],
+    should_stop: Callable[[], bool],
+    log: Callable[[str], None],
+) -> TrainingResult:
+    """Train a model on MNIST as ``config`` says; checkpoint after every epoch.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Architecture, epochs, batch size, learning rate, device, output path...
+    on_progress : callable
+        Called every few batches (at most every 0.25 s) and at each epoch's end.
+    should_stop : callable
+        Polled after every batch; when it returns True the run ends after that
+        batch, saving the weights.
+    log : callable
+        Receives lines of text for the user.
+
+    Returns
+    -------
+    TrainingResult
+        Where the model is, how many epochs were done, its test accuracy.
+
+    Raises
+    ------
+    DeviceError
+        If the device does not exist.
+    ModelFileError
+        If ``resume`` is set and there is no checkpoint at ``config.out``.
+    napari_digits.data.MnistError
+        If MNIST cannot be loaded.
+    """
+    keras.utils.set_random_seed(config.seed)
+    r = recipe(config.architecture)
+    if not str(config.out).endswith(".keras"):
+        raise ModelFileError(f"the output {config.out} must end in .keras")
+    data = load_mnist(config.mnist).subset(config.train_limit, config.test_limit)
+    batch_size = max(1, min(config.batch_size or r.batch_size, len(data.x_train)))
+    with device_scope(config.device) as device:
+        log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
+        model, start, history = _prepare(config, r, device, log)
+        dataset = make_dataset(data, r, batch_size, config.seed)
+        batches = len(data.x_train) // batch_size
+        hooks = (on_progress, should_stop, log)
+        run = _Run(config, r, data, batches, start, history, hooks)
+        if start < run.epochs:
+            model.fit(
+                dataset,
+                epochs=run.epochs,
+                initial_epoch=start,
+                verbose=0,
+                shuffle=False,  # the dataset shuffles itself
+                callbacks=[_Monitor(run)],
+            )
+    accuracies = run.history.get("test_accuracy") or [None]
+    return TrainingResult(
+        model_path=str(config.out),
+        epochs_done=run.epochs_done,
+        test_accuracy=accuracies[-1],
+        wall_time=run.elapsed(),
+        stopped=run.stopped,
+        history=run.history,
+    )

@@ -1,0 +1,136 @@
+"""The engine's model functions and the train/evaluate commands.
+
+Everything that needs TensorFlow runs in a subprocess, so that TensorFlow never
+enters the pytest process (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_digits.current_model import shipped_model_path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run(
+    *args: str, mnist_dir: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MNIST_DIR": str(mnist_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _cli(*args: str, mnist_dir: Path) -> subprocess.CompletedProcess:
+    return _run("-m", "napari_digits", *args, mnist_dir=mnist_dir)
+
+
+def test_shipped_model_scores_at_least_99_3_percent(mnist_dir):
+    done = _cli("evaluate", mnist_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("test accuracy: ")
+    assert float(lines[-1].split(": ")[1]) >= 0.993
+    assert "10000 test images" in done.stdout
+    assert lines[-12].startswith("true\\pred")  # the confusion matrix
+
+
+def test_train_resume_and_evaluate_a_quick_model(mnist_dir, tmp_path):
+    out = tmp_path / "quick.keras"
+    quick = ["--train-limit", "1024", "--test-limit", "200", "--batch-size", "64"]
+    done = _cli(
+        "train", "--out", str(out), "--epochs", "1", *quick, mnist_dir=mnist_dir
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("trained default for 1 epoch(s)")
+    assert json.loads(Path(f"{out}.json").read_text())["epochs_done"] == 1
+
+    args = ["train", "--out", str(out), "--epochs", "2", "--resume", *quick]
+    done = _cli(*args, mnist_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(Path(f"{out}.json").read_text())
+    assert state["epochs_done"] == 2
+    assert len(state["history"]["test_accuracy"]) == 2
+    assert state["history"]["test_accuracy"][-1] > 0.6  # 2 epochs on 1024 digits
+
+    done = _cli("evaluate", str(out), "--limit", "200", mnist_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.splitlines()[-1].split(": ")[1]) > 0.6
+    assert "200 test images" in done.stdout
+
+
+def test_corrupt_model_is_a_clear_error_without_traceback(mnist_dir, tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"\x00" * 100)
+    done = _cli("evaluate", str(bad), mnist_dir=mnist_dir)
+    assert done.returncode == 1
+    assert "is not a readable Keras model" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_mnist_is_a_clear_error(tmp_path):
+    args = ["train", "--out", str(tmp_path / "m.keras"), "--mnist", str(tmp_path)]
+    done = _cli(*args, mnist_dir=tmp_path)
+    assert done.returncode == 1
+    assert "no MNIST IDX files" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_engine_functions(mnist_dir, tmp_path):
+    script = str(HERE / "_engine_checks.py")
+    done = _run(script, str(shipped_model_path()), str(tmp_path), mnist_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(s for s in done.stdout.splitlines() if s.startswith("REPORT "))
+    r = json.loads(line.removeprefix("REPORT "))
+
+    assert r["predict_shape"] == [500, 10] and r["predict_dtype"] == "float32"
+    assert r["row_sums"][0] > 0.999 and r["row_sums"][1] < 1.001
+    assert r["accuracy_500"] > 0.98
+    assert r["uint8_equals_float"] and r["cached"]
+    assert r["empty_shape"] == [0, 10]
+    kernel, bias, activation = r["first_layer"]
+    assert kernel[:3] == [3, 3, 1] and bias == [kernel[3]] and activation == "relu"
+    n1, n2 = kernel[3], r["feature_maps"][1][2]
+    assert r["feature_maps"] == [[40, 50, n1], [20, 25, n2]]  # "same" padding, pool 2
+    assert r["feature_maps_nonneg"]  # after relu
+    assert r["feature_small"].startswith("ValueError")
+    assert r["describe"][:2] == [[None, 28, 28, 1], 10]
+
+    assert "ModelFileError" in r["corrupt"] and "not a readable" in r["corrupt"]
+    assert "ModelFileError" in r["foreign"] and ".keras" in r["foreign"]
+    assert "ModelFileError" in r["missing"] and "does not exist" in r["missing"]
+    assert "ModelFileError" in r["wrong_input"] and "(28, 28, 1)" in r["wrong_input"]
+    assert r["devices"][0] == "CPU"
+    if len(r["devices"]) < 4:
+        assert r["no_gpu"].startswith("DeviceError") and "not available" in r["no_gpu"]
+
+    stopped, epochs_done, polls = r["stop_result"]
+    assert stopped and epochs_done == 0 and polls == 3
+    assert r["stop_epoch_end"] and r["first_layer_event"]
+    assert r["stop_checkpoint_loads"] == 10
+    if r["devices"] == ["CPU"]:
+        assert r["mixed_on_cpu_logged"]
+
+
+@pytest.mark.slow
+def test_tutorial_architecture_trains(mnist_dir, tmp_path):
+    out = tmp_path / "tutorial.keras"
+    args = ["train", "--model", "tutorial", "--out", str(out), "--epochs", "1"]
+    done = _cli(
+        *args, "--train-limit", "6400", "--test-limit", "1000", mnist_dir=mnist_dir
+    )
+    assert done.returncode == 0, done.stderr
+    accuracy = float(done.stdout.split("test accuracy ")[1].split(",")[0])
+    assert accuracy > 0.8
