@@ -269,3 +269,14 @@ def test_format_matches_is_one_line_per_filter():
     assert head.split() == ["filter", "channel", "closest", "classic", "kernel", "r"]
     assert first.split() == ["0", "0", "Sobel", "x", "(negated)", "1.00"]
     assert second.split() == ["1", "0", "(none)", "-"]
+
+
+def test_label_space_leaves_room_above_every_row():
+    tiles = lf.tile_filters(np.ones((2, 2, 1, 10)), zoom=3, gap=1, label_space=4)
+    assert grid_rows(tiles) == [4, 15]  # 4 + 6 + 1 + 4
+    assert tiles.image.shape == (2 * (4 + 6) + 1, 5 * 6 + 4)
+    assert not tiles.mask[:4].any()
+
+
+def grid_rows(tiles):
+    return sorted(set(tiles.boxes[:, 0].tolist()))

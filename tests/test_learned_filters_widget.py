@@ -10,6 +10,7 @@ from napari_digits import learned_filters as lf
 from napari_digits._widgets import learned_filters as widget_module
 from napari_digits._widgets.learned_filters import (
     FILTERS_LAYER,
+    LABEL_SPACE,
     LABELS_LAYER,
     LearnedFiltersWidget,
 )
@@ -94,11 +95,12 @@ def test_sobel_and_gaussian_filters_are_named_back(widget, qtbot, models):
     features = widget.viewer.layers[LABELS_LAYER].features
     assert features["closest"].tolist() == ["Sobel x", "Gaussian blur"]
     np.testing.assert_allclose(features["r"], 1.0, atol=1e-5)
-    assert [widget.table.item(row, 2).text() for row in range(2)] == [
+    assert [widget.table.item(row, 3).text() for row in range(2)] == [
         "Sobel x",
         "Gaussian blur",
     ]
-    assert widget.table.item(0, 3).text() == "1.00"
+    assert widget.table.item(0, 2).text() == "1.00"
+    assert widget.table.isColumnHidden(1)  # one input channel: no channel column
     assert widget.viewer.layers[FILTERS_LAYER].metadata["matches"][0] == (
         "filter 0 ~ Sobel x, r = 1.00"
     )
@@ -150,7 +152,8 @@ def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
         )  # fmt: skip
         current_model.epoch_ended.emit(progress)
         layer = widget.viewer.layers[FILTERS_LAYER]
-        np.testing.assert_array_equal(layer.data, lf.tile_filters(kernel).image)
+        tiles = lf.tile_filters(kernel, label_space=LABEL_SPACE)
+        np.testing.assert_array_equal(layer.data, tiles.image)
         assert layer.metadata["source"] == f"epoch {epoch}"
     widget.follow.value = False
     current_model.epoch_ended.emit(
@@ -200,3 +203,27 @@ def test_bad_input_is_a_notification_and_changes_nothing(
     widget.apply_filter()
     assert "smaller than the filter" in notes["error"][-1]
     assert len(widget.viewer.layers) == layers
+
+
+@pytest.mark.parametrize("name", ["conv2x2", "conv3x3"])
+def test_send_a_learned_filter_to_the_kernels_widget(
+    widget, qtbot, models, notes, name
+):
+    from napari_digits._widgets.kernels import KernelsWidget
+    from napari_digits.kernels import pad_to_odd, parse_kernel
+
+    conv = use(models, name)
+    widget.send_to_kernels()
+    assert "show the current model's filters first" in notes["error"][-1]
+    show_model(qtbot, widget)
+    widget.filter_index.value = 1
+    widget.send_to_kernels()
+    kernels_widget = widget.kernels_widget()
+    assert isinstance(kernels_widget, KernelsWidget)
+    assert list(widget.viewer.window.dock_widgets.values()).count(kernels_widget) == 1
+    assert kernels_widget.kernel.value == "custom"
+    expected = pad_to_odd(np.flip(conv.kernel[:, :, 0, 1]))
+    np.testing.assert_allclose(
+        parse_kernel(kernels_widget.custom.value), expected, rtol=1e-5
+    )
+    assert "learned filter 1" in notes["info"][-1]

@@ -173,11 +173,13 @@ def tile_filters(
     zoom: int | None = None,
     gap: int | None = None,
     fill: float = 0.0,
+    label_space: int = 0,
 ) -> FilterTiles:
     """Lay out every filter of a conv layer as tiles of one image.
 
     Each weight becomes a ``zoom`` x ``zoom`` square (nearest-neighbour
-    upsampling, no smoothing); tiles are ``gap`` pixels apart. With one input
+    upsampling, no smoothing); tiles are ``gap`` pixels apart, and every row
+    of tiles has ``label_space`` more pixels above it. With one input
     channel the filters fill a grid row by row; with several, row ``c`` holds
     every filter's weights for input channel ``c``.
 
@@ -191,6 +193,8 @@ def tile_filters(
         Pixels between tiles; ``max(1, zoom // 3)`` by default.
     fill : float, optional
         The value of the gaps (0, the centre of a diverging colormap).
+    label_space : int, optional
+        Extra pixels above every row of tiles, room for a label.
 
     Returns
     -------
@@ -209,8 +213,9 @@ def tile_filters(
     gap = max(1, zoom // 3) if gap is None else gap
     rows, columns = grid_shape(n_filters, n_channels)
     th, tw = height * zoom, width * zoom
+    row_height = label_space + th + gap
     image = np.full(
-        (rows * th + (rows - 1) * gap, columns * tw + (columns - 1) * gap),
+        (rows * row_height - gap, columns * tw + (columns - 1) * gap),
         fill,
         dtype=np.float32,
     )
@@ -218,7 +223,7 @@ def tile_filters(
     for channel in range(n_channels):
         for index in range(n_filters):
             row, col = (channel, index) if n_channels > 1 else divmod(index, columns)
-            r0, c0 = row * (th + gap), col * (tw + gap)
+            r0, c0 = row * row_height + label_space, col * (tw + gap)
             tile = np.kron(kernel[:, :, channel, index], np.ones((zoom, zoom)))
             image[r0 : r0 + th, c0 : c0 + tw] = tile
             boxes.append((r0, c0, r0 + th, c0 + tw))

@@ -30,7 +30,9 @@ FILTERS_LAYER = "learned filters"
 LABELS_LAYER = "learned filters: index"
 DIGIT_LAYER = "MNIST test digit"
 MNIST_SOURCE = "MNIST test digit"
-TABLE_COLUMNS = ("filter", "channel", "closest", "r")
+TABLE_COLUMNS = ("filter", "channel", "r", "closest kernel")
+#: pixels above every row of tiles, where the filter indices are written
+LABEL_SPACE = 10
 
 
 def first_layer(model: str) -> ConvWeights:
@@ -115,10 +117,9 @@ class LearnedFiltersWidget(QWidget):
             ]
         )  # fmt: skip
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(
-            ["filter", "channel", "closest kernel", "r"]
-        )
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
         self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumWidth(300)
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.table)
@@ -199,7 +200,7 @@ class LearnedFiltersWidget(QWidget):
     def show_filters(self, conv: ConvWeights, source: str = "") -> None:
         """Show ``conv``'s filters as tiles, their indices and closest kernels."""
         try:
-            tiles = lf.tile_filters(conv.kernel)
+            tiles = lf.tile_filters(conv.kernel, label_space=LABEL_SPACE)
             matches = lf.match_filters(conv.kernel)
         except ValueError as exc:
             show_error(f"Learned filters: {exc}")
@@ -208,8 +209,9 @@ class LearnedFiltersWidget(QWidget):
         table = lf.match_table(matches)
         self._show_tiles(tiles, source, table)
         self._show_labels(tiles, table)
-        self._fill_table(table)
         _, _, channels, filters = conv.kernel.shape
+        self._fill_table(table)
+        self.table.setColumnHidden(1, channels == 1)
         self.filter_index.max, self.channel.max = filters - 1, channels - 1
 
     def _show_tiles(self, tiles: lf.FilterTiles, source: str, table: dict) -> None:
@@ -247,14 +249,26 @@ class LearnedFiltersWidget(QWidget):
             face_color="transparent",
             edge_color="#777777",
             edge_width=0.5,
-            text={"string": "{filter}", "anchor": "upper_left", "color": "black"},
+            # upper_left: above the tile, in the label space of tile_filters
+            text={
+                "string": "{filter}",
+                "anchor": "upper_left",
+                "size": 9,
+                "color": "black",
+            },
         )
+        self.viewer.layers.selection.active = self.viewer.layers[FILTERS_LAYER]
 
     def _fill_table(self, table: dict) -> None:
         self.table.setRowCount(len(table["filter"]))
         for row in range(len(table["filter"])):
             r = table["r"][row]
-            cells = [*(table[k][row] for k in TABLE_COLUMNS[:3]), f"{r:.2f}"]
+            cells = [
+                table["filter"][row],
+                table["channel"][row],
+                "-" if np.isnan(r) else f"{r:.2f}",
+                table["closest"][row] or "(none)",
+            ]
             for column, value in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(str(value)))
         self.table.resizeColumnsToContents()
@@ -354,17 +368,19 @@ class LearnedFiltersWidget(QWidget):
         self._run(apply, done, "applying filter", layer.data, weights)
 
     def send_to_kernels(self) -> None:
-        """Hand the chosen learned filter to the Kernels widget as a custom kernel."""
-        from napari_digits.kernels import pad_to_odd
+        """Hand the chosen learned filter to the Kernels widget as a custom kernel.
 
+        The Kernels widget pads an even-sized (2x2) filter to odd with zeros,
+        which keeps its result.
+        """
         try:
-            weights = pad_to_odd(self.selected_kernel())
+            weights = self.selected_kernel()
         except ValueError as exc:
             show_error(f"Send to Kernels: {exc}")
             return
         name = f"learned filter {self.filter_index.value}"
         self.kernels_widget().set_custom_kernel(weights, name=name)
-        show_info(f"{name} is the Kernels widget's custom kernel")
+        show_info(f"{name} is now the Kernels widget's custom kernel")
 
     def kernels_widget(self) -> Any:
         """Return the docked Kernels widget, docking one when there is none."""
