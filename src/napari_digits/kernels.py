@@ -589,10 +589,16 @@ def _convolve_plane_axes(arr, w, out, mode, cval) -> None:
         kernel = w.reshape((1,) * (arr.ndim - 2) + w.shape)
         ndi.convolve(arr, kernel, output=out, mode=mode, cval=cval)
         return
-    tmp = np.empty_like(out)
+    tmp = np.empty(arr.shape[-2:], dtype=np.float32)  # one plane, reused
+    for index in np.ndindex(arr.shape[:-2]):
+        _separable_plane(arr[index], terms, out[index], tmp, mode, cval)
+
+
+def _separable_plane(plane, terms, out, tmp, mode, cval) -> None:
+    """Convolve one 2D plane with a sum of outer products ``col x row``."""
     for k, (col, row) in enumerate(terms):
-        ndi.convolve1d(arr, col, axis=-2, output=tmp, mode=mode, cval=cval)
-        pass2 = {"axis": -1, "mode": mode, "cval": cval * col.sum()}
+        ndi.convolve1d(plane, col, axis=0, output=tmp, mode=mode, cval=cval)
+        pass2 = {"axis": 1, "mode": mode, "cval": cval * col.sum()}
         if k == 0:
             ndi.convolve1d(tmp, row, output=out, **pass2)
         else:
