@@ -259,3 +259,15 @@ def test_the_widget_never_imports_tensorflow(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_a_deleted_widget_stops_listening_to_the_viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    before = len(viewer.dims.events.current_step.callbacks)
+    widget = KernelsWidget(viewer)
+    assert len(viewer.dims.events.current_step.callbacks) == before + 1
+    with qtbot.waitSignal(widget.destroyed):
+        widget.deleteLater()
+    assert len(viewer.dims.events.current_step.callbacks) == before
+    viewer.add_image(np.zeros((3, 8, 8)))
+    viewer.dims.set_current_step(0, 2)

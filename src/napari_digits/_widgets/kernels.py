@@ -173,16 +173,22 @@ class KernelsWidget(QWidget):
         )
 
     def _connect(self) -> None:
-        events = self.viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered):
-            event.connect(self._refresh_layers)
+        events, dims = self.viewer.layers.events, self.viewer.dims.events
+        viewer_links = [
+            *((e, self._refresh_layers) for e in (events.inserted, events.removed)),
+            (events.reordered, self._refresh_layers),
+            (dims.current_step, self._schedule_preview),
+            (dims.order, self._schedule_preview),
+        ]
+        for event, callback in viewer_links:
+            event.connect(callback)
+        # a closed dock widget must not hear from the viewer any more
+        self.destroyed.connect(lambda *_: _disconnect(viewer_links))
         self.kernel.changed.connect(self._on_kernel_changed)
         for widget in (*self.params.values(), self.normalise, self.mode, self.layer):
             widget.changed.connect(self._on_settings_changed)
         self.custom.native.textChanged.connect(self._on_custom_typed)
         self.live.changed.connect(self._on_live_toggled)
-        self.viewer.dims.events.current_step.connect(self._schedule_preview)
-        self.viewer.dims.events.order.connect(self._schedule_preview)
         self.apply_button.changed.connect(self.apply)
 
     def _image_layers(self, _widget=None) -> list[tuple[str, Image]]:
@@ -404,6 +410,11 @@ class KernelsWidget(QWidget):
         self._custom_name = name
         self.kernel.value = "custom"
         self._on_settings_changed()
+
+
+def _disconnect(links) -> None:
+    for event, callback in links:
+        event.disconnect(callback)
 
 
 def _all_params() -> list[kernels.Param]:
