@@ -88,3 +88,50 @@ def test_shutdown_ends_the_process_and_the_next_request_restarts(fresh_engine):
     fresh_engine.shutdown()
     assert not fresh_engine.alive and fresh_engine.pid is None
     assert fresh_engine.call(p.Ping()) != first
+
+
+def tiny(tmp_path, mnist_dir, **kwargs) -> p.TrainConfig:
+    options = {"epochs": 1, "train_limit": 2000, "test_limit": 500} | kwargs
+    return p.TrainConfig(
+        out=str(tmp_path / "model.keras"), mnist=str(mnist_dir), **options
+    )
+
+
+def test_a_short_training_streams_progress_then_its_result(engine, tmp_path, mnist_dir):
+    events = list(engine.events(p.Train(tiny(tmp_path, mnist_dir))))
+    progress = [e.progress for e in events if isinstance(e, p.Progress)]
+    assert progress and all(pr.epochs == 1 for pr in progress)
+    assert [pr.epoch for pr in progress if pr.epoch_end] == [1]
+    assert any(isinstance(e, p.Log) for e in events)
+    result = events[-1].value
+    assert isinstance(result, p.TrainingResult)
+    assert result.epochs_done == 1 and not result.stopped
+    assert 0 <= result.test_accuracy <= 1
+    assert (tmp_path / "model.keras").is_file()
+
+
+def test_stop_ends_at_the_next_batch_with_a_checkpoint_that_loads(
+    engine, tmp_path, mnist_dir
+):
+    result = None
+    for event in engine.events(p.Train(tiny(tmp_path, mnist_dir, epochs=50))):
+        if isinstance(event, p.Progress) and event.progress.epoch_end:
+            engine.stop()
+        if isinstance(event, p.Result):
+            result = event.value
+    assert result.stopped and result.epochs_done < 50
+    checkpoint = str(tmp_path / "model.keras")
+    assert engine.call(p.Describe(checkpoint)).n_classes == 10
+    evaluation = engine.call(p.Evaluate(checkpoint, mnist=str(mnist_dir), limit=200))
+    assert evaluation.count == 200 and evaluation.confusion.sum() == 200
+
+
+def test_a_request_given_up_midway_does_not_leak_into_the_next(
+    engine, tmp_path, mnist_dir
+):
+    events = engine.events(p.Train(tiny(tmp_path, mnist_dir, epochs=50)))
+    first = next(e for e in events if isinstance(e, p.Progress))
+    assert first.progress.epoch == 1
+    events.close()  # the caller stops listening: the training is asked to stop
+    assert engine.call(p.Ping()) == engine.pid
+    assert engine.call(p.Ping()) == engine.pid

@@ -196,14 +196,17 @@ class Engine:
         if process is None:
             return
         self._stop.set()
+        asked = False
         if process.is_alive() and conn is not None and self._lock.acquire(timeout=0):
             try:
                 conn.send((0, p.Shutdown()))
+                asked = True
             except (BrokenPipeError, OSError):
                 pass
             finally:
                 self._lock.release()
-        process.join(grace if process.is_alive() else 0)
+        if asked:  # idle: it exits by itself; busy: no point in waiting
+            process.join(grace)
         if process.is_alive():
             process.terminate()
             process.join(grace)

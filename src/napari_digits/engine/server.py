@@ -44,21 +44,22 @@ def main(conn: Connection, stop: Any) -> None:
         try:
             request_id, request = conn.recv()
         except (EOFError, OSError):
-            return  # the viewer went away
+            os._exit(0)  # the viewer went away
         if isinstance(request, p.Shutdown):
-            return
+            conn.close()
+            os._exit(0)  # skip TensorFlow's slow interpreter teardown
         send = _sender(conn, request_id)
         try:
             send(p.Result(handle(request, send=send, should_stop=stop.is_set)))
         except (BrokenPipeError, EOFError):
-            return
+            os._exit(0)  # the viewer went away mid-request
         except BaseException as exc:  # every error goes back to the viewer
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             try:
                 send(p.Failure(type(exc).__name__, str(exc) or repr(exc)))
             except (BrokenPipeError, OSError):
-                return
+                os._exit(0)
 
 
 def _sender(conn: Connection, request_id: int) -> Callable[[object], None]:
@@ -99,8 +100,6 @@ def handle(
     """
     if isinstance(request, p.Ping):
         return os.getpid()
-    if isinstance(request, p.ListDevices):
-        return _list_devices()
     run = _MODEL_REQUESTS.get(type(request))
     if run is None:
         raise TypeError(
@@ -123,6 +122,7 @@ def _train(models, request: p.Train, send, should_stop) -> p.TrainingResult:
 
 #: requests answered by a function of :mod:`napari_digits.engine.models`
 _MODEL_REQUESTS = {
+    p.ListDevices: lambda m, *_: m.list_devices(),
     p.Train: _train,
     p.Evaluate: lambda m, r, *_: m.evaluate(r.model, mnist=r.mnist, limit=r.limit),
     p.Predict: lambda m, r, *_: m.predict(r.model, r.images),
@@ -130,25 +130,3 @@ _MODEL_REQUESTS = {
     p.FeatureMaps: lambda m, r, *_: m.feature_maps(r.model, r.image, depth=r.depth),
     p.Describe: lambda m, r, *_: m.describe(r.model),
 }
-
-
-def _list_devices() -> list[p.DeviceInfo]:
-    """List CPU and GPUs (through models once it exists, else TensorFlow)."""
-    try:
-        from napari_digits.engine import models
-    except ImportError:
-        models = None
-    if models is not None and hasattr(models, "list_devices"):
-        return models.list_devices()
-    import tensorflow as tf
-
-    devices = tf.config.list_physical_devices()
-    return [
-        p.DeviceInfo(
-            name="CPU" if d.device_type == "CPU" else d.name.split(":", 1)[-1],
-            kind=d.device_type,
-            description=d.name,
-        )
-        for d in devices
-        if d.device_type in ("CPU", "GPU")
-    ]

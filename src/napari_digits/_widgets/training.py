@@ -1,0 +1,440 @@
+"""The Training dock widget: train the MNIST CNN in the engine process.
+
+The widget only wires controls to the engine (:mod:`napari_digits.engine.
+client`): a napari worker thread iterates the engine's events and yields them,
+in small bundles, to handlers in the GUI thread, which move the progress bar,
+the curves and the status line. TensorFlow never loads in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from napari_digits._widgets._curves import TrainingCurves
+from napari_digits.current_model import current_model
+from napari_digits.engine import protocol as p
+from napari_digits.engine.client import EngineError, get_engine
+
+if TYPE_CHECKING:
+    import napari
+
+#: the engine role of the training widget (other widgets use "default")
+ENGINE_ROLE = "training"
+#: how often (seconds) the worker hands progress to the GUI thread at most
+YIELD_EVERY = 0.1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An architecture's own training defaults, shown in the form."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+#: the architectures the engine trains, with their defaults
+RECIPES = {
+    "default": Recipe(epochs=3, batch_size=128, learning_rate=0.003),
+    "tutorial": Recipe(epochs=10, batch_size=64, learning_rate=0.01),
+}
+
+
+class RequestFailed(Exception):
+    """An engine request failed; the message is the engine's, for the user.
+
+    Not a ``RuntimeError`` (as :class:`~napari_digits.engine.client.EngineError`
+    is) because napari's generator workers drop those without any signal.
+    """
+
+
+def default_output() -> Path:
+    """Return where a trained model goes unless the user says otherwise."""
+    return Path.home() / "napari-digits" / "model.keras"
+
+
+def stream_events(engine, request) -> Generator[list, None, object]:
+    """Run ``request`` in ``engine``, yielding its events in small bundles.
+
+    Bundles go out at most every :data:`YIELD_EVERY` seconds (an epoch's end
+    or a log line goes out at once), so that a fast training cannot flood the
+    GUI thread. Returns the request's result value; an
+    :class:`~napari_digits.engine.client.EngineError` comes out as
+    :class:`RequestFailed`.
+    """
+    bundle: list = []
+    last = time.monotonic()
+    try:
+        for event in engine.events(request):
+            if isinstance(event, p.Result):
+                if bundle:
+                    yield bundle
+                return event.value
+            bundle.append(event)
+            urgent = isinstance(event, p.Log) or event.progress.epoch_end
+            if urgent or time.monotonic() - last >= YIELD_EVERY:
+                yield bundle
+                bundle, last = [], time.monotonic()
+    except EngineError as exc:
+        raise RequestFailed(str(exc)) from exc
+    raise RequestFailed("the engine ended the request without a result")
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def describe_progress(pr: p.TrainingProgress) -> str:
+    """Return the one-line status of a training (epoch, batch, loss, ETA)."""
+    text = f"epoch {pr.epoch}/{pr.epochs} · batch {pr.batch}/{pr.batches}"
+    text += f" · loss {pr.loss:.3f}"
+    if pr.test_accuracy is not None:
+        text += f" · test {pr.test_accuracy:.2%}"
+    return text + f" · ETA {_format_seconds(pr.eta)}"
+
+
+def summarize(result: p.TrainingResult) -> str:
+    """Return the end-of-training notification text."""
+    verb = "stopped" if result.stopped else "finished"
+    accuracy = (
+        "no test accuracy yet"
+        if result.test_accuracy is None
+        else f"test accuracy {result.test_accuracy:.2%}"
+    )
+    return (
+        f"Training {verb}: {accuracy} after {result.epochs_done} epoch(s) in "
+        f"{result.wall_time:.0f} s. Model saved to {result.model_path}"
+    )
+
+
+class TrainingWidget(Container):
+    """Train the MNIST CNN from the viewer, with live progress and curves.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer the widget docks in.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._worker = None
+        self._pbar: progress | None = None
+        self._closed = False
+        self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
+        self._epochs = SpinBox(label="Epochs", min=1, max=500)
+        self._batch = SpinBox(label="Batch size", min=1, max=8192)
+        self._lr = FloatSpinBox(label="Learning rate", min=1e-5, max=1.0, step=1e-4)
+        self._lr.native.setDecimals(5)
+        self._device = ComboBox(label="Device", choices=[("Auto", "auto")])
+        self._mixed = CheckBox(text="Mixed precision (GPU)", enabled=False)
+        self._mnist = FileEdit(
+            label="MNIST folder", mode="d", value=os.environ.get("MNIST_DIR", "")
+        )
+        self._out = FileEdit(
+            label="Save model to", mode="w", value=default_output(), filter="*.keras"
+        )
+        self._start = PushButton(text="Start")
+        self._stop = PushButton(text="Stop", enabled=False)
+        self._resume = PushButton(text="Resume")
+        self._load = PushButton(text="Load model…")
+        self._status = Label(value="Idle")
+        buttons = Container(
+            widgets=[self._start, self._stop, self._resume, self._load],
+            layout="horizontal",
+            labels=False,
+        )
+        super().__init__(
+            widgets=[
+                self._architecture,
+                self._epochs,
+                self._batch,
+                self._lr,
+                self._device,
+                self._mixed,
+                self._mnist,
+                self._out,
+                buttons,
+                self._status,
+            ]
+        )
+        self.curves = TrainingCurves()
+        self.native.layout().addWidget(self.curves)
+        self._connect()
+        self._apply_recipe(self._architecture.value)
+        self._update_resume()
+        self._style_curves()
+        self._list_devices()
+
+    # -- wiring -----------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._architecture.changed.connect(self._apply_recipe)
+        self._device.changed.connect(self._update_mixed)
+        self._out.changed.connect(self._update_resume)
+        self._start.clicked.connect(self.start)
+        self._stop.clicked.connect(self.stop)
+        self._resume.clicked.connect(self.resume)
+        self._load.clicked.connect(self._ask_model)
+        for button in (self._start, self._stop, self._resume, self._load):
+            button.native.setAutoDefault(True)  # Enter presses a focused button
+        self.native.destroyed.connect(self._on_destroyed)
+        self._viewer.events.theme.connect(self._style_curves)
+
+    def _apply_recipe(self, architecture: str) -> None:
+        recipe = RECIPES[architecture]
+        self._epochs.value = recipe.epochs
+        self._batch.value = recipe.batch_size
+        self._lr.value = recipe.learning_rate
+
+    def _style_curves(self, event=None) -> None:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(self._viewer.theme)
+        self.curves.set_colors(
+            theme.background.as_hex(), theme.text.as_hex(), theme.highlight.as_hex()
+        )
+
+    # -- devices ----------------------------------------------------------
+
+    def _list_devices(self) -> None:
+        engine = get_engine(ENGINE_ROLE)
+        create_worker(
+            engine.call,
+            p.ListDevices(),
+            _connect={"returned": self._set_devices, "errored": self._on_device_error},
+        )
+
+    def _set_devices(self, devices: list[p.DeviceInfo]) -> None:
+        if self._closed:
+            return
+        self._device.choices = [("Auto", "auto")] + [
+            (_device_label(d), "cpu" if d.kind == "CPU" else d.name) for d in devices
+        ]
+        self._gpus = [d.name for d in devices if d.kind == "GPU"]
+        self._update_mixed()
+
+    def _on_device_error(self, exc: Exception) -> None:
+        if not self._closed:
+            self._status.value = f"Could not list devices: {exc}"
+
+    def _update_mixed(self, *_) -> None:
+        device = self._device.value
+        gpus = getattr(self, "_gpus", [])
+        on_gpu = device in gpus or (device in ("auto", "gpu") and bool(gpus))
+        self._mixed.enabled = on_gpu and not self.running
+        if not on_gpu:
+            self._mixed.value = False
+
+    # -- configuration ----------------------------------------------------
+
+    def config(self, *, resume: bool = False) -> p.TrainConfig:
+        """Return the TrainConfig the form describes.
+
+        Values left at the architecture's defaults are sent as None, so that
+        the engine uses its recipe's own schedule.
+        """
+        recipe = RECIPES[self._architecture.value]
+        mnist = str(self._mnist.value)
+        return p.TrainConfig(
+            out=str(Path(self._out.value).expanduser()),
+            architecture=self._architecture.value,
+            epochs=_unless(self._epochs.value, recipe.epochs),
+            batch_size=_unless(self._batch.value, recipe.batch_size),
+            learning_rate=_unless(self._lr.value, recipe.learning_rate),
+            device=self._device.value,
+            mixed_precision=bool(self._mixed.value),
+            mnist=mnist if mnist not in ("", ".") else None,
+            resume=resume,
+        )
+
+    # -- running ----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether a training runs now."""
+        return self._worker is not None
+
+    def start(self, config: p.TrainConfig | None = None) -> None:
+        """Start a training (the form's configuration unless one is given)."""
+        if self.running:
+            return
+        if isinstance(config, p.TrainConfig):
+            self._out.value = config.out  # Resume continues this one
+        else:
+            config = self.config()
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        self.curves.clear()
+        self._run(p.Train(config), "Starting the engine…")
+
+    def resume(self) -> None:
+        """Continue the training saved at the output path from its checkpoint."""
+        self.start(self.config(resume=True))
+
+    def stop(self) -> None:
+        """Ask the training to stop after its current batch (weights kept)."""
+        if self.running:
+            get_engine(ENGINE_ROLE).stop()
+            self._status.value = "Stopping after this batch…"
+            self._stop.enabled = False
+
+    def load_model(self, path: str | Path) -> None:
+        """Make ``path`` the current model once the engine has checked it."""
+        path = str(Path(path).expanduser())
+        self._run(p.Describe(path), f"Checking {Path(path).name}…")
+
+    def _ask_model(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Load a model", str(default_output().parent), "*.keras"
+        )
+        if path:
+            self.load_model(path)
+
+    def _run(self, request, status: str) -> None:
+        engine = get_engine(ENGINE_ROLE)
+        # errored has a handler: create_worker then never re-raises in Qt
+        self._worker = create_worker(
+            stream_events,
+            engine,
+            request,
+            _start_thread=False,
+            _connect={
+                "yielded": self._on_events,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+        self._set_running(True)
+        self._status.value = status
+        self._worker.start()
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (
+            self._architecture,
+            self._epochs,
+            self._batch,
+            self._lr,
+            self._device,
+            self._mnist,
+            self._out,
+            self._start,
+            self._resume,
+            self._load,
+        ):
+            widget.enabled = not running
+        self._stop.enabled = running
+        self._update_mixed()
+        self._update_resume()
+
+    def _update_resume(self, *_) -> None:
+        """Offer Resume only when idle and a checkpoint sits at the output path."""
+        out = Path(self._out.value).expanduser()
+        self._resume.enabled = not self.running and out.is_file()
+
+    # -- GUI-thread handlers ----------------------------------------------
+
+    def _on_events(self, events: list) -> None:
+        if self._closed:
+            return
+        for event in events:
+            if isinstance(event, p.Log):
+                self._status.value = event.message
+            else:
+                self._on_progress(event.progress)
+
+    def _on_progress(self, pr: p.TrainingProgress) -> None:
+        self._advance_bar(pr)
+        at = pr.epoch - 1 + pr.batch / max(pr.batches, 1)  # fractional epoch
+        self.curves.add_loss(at, pr.loss)
+        if pr.epoch_end:
+            if pr.test_accuracy is not None:
+                self.curves.add_accuracy(at, pr.test_accuracy)
+            current_model.epoch_ended.emit(pr)
+        if self._stop.enabled:
+            self._status.value = describe_progress(pr)
+
+    def _advance_bar(self, pr: p.TrainingProgress) -> None:
+        total = pr.epochs * pr.batches
+        if self._pbar is None:
+            self._pbar = progress(total=total, desc="Training")
+        done = (pr.epoch - 1) * pr.batches + pr.batch
+        if done > self._pbar.n:
+            self._pbar.update(done - self._pbar.n)
+        self._pbar.set_description(f"Training, ETA {_format_seconds(pr.eta)}")
+
+    def _on_result(self, value: object) -> None:
+        if self._closed:
+            return
+        if isinstance(value, p.TrainingResult):
+            self.curves.redraw()
+            current_model.set(value.model_path)
+            self._status.value = summarize(value)
+            show_info(summarize(value))
+        elif isinstance(value, p.ModelInfo):
+            current_model.set(value.path)
+            self._status.value = f"Current model: {value.path}"
+            show_info(
+                f"Current model: {Path(value.path).name} "
+                f"({value.params:,} parameters, layers: {', '.join(value.layers)})"
+            )
+
+    def _on_error(self, exc: Exception) -> None:
+        if self._closed:
+            return
+        known = isinstance(exc, RequestFailed | EngineError)
+        message = str(exc) if known else f"Training failed: {exc!r}"
+        self._status.value = f"Error: {message}"
+        show_error(message)
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        if not self._closed:
+            self._set_running(False)
+
+    def _on_destroyed(self, *_) -> None:
+        """Stop the training engine when the dock (and its viewer) goes away."""
+        self._closed = True
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        get_engine(ENGINE_ROLE).shutdown()
+
+
+def _device_label(device: p.DeviceInfo) -> str:
+    """Return a device's name for the menu: ``"GPU:0 (NVIDIA H100)"``."""
+    if not device.description:
+        return device.name
+    return f"{device.name} ({device.description})"
+
+
+def _unless(value, default):
+    """Return None where ``value`` is the recipe's default, else ``value``."""
+    return None if value == default else value

@@ -1,0 +1,137 @@
+"""The Training dock in a real viewer, driving real trainings in the engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from napari.utils.notifications import NotificationSeverity, notification_manager
+
+from napari_digits._widgets.training import (
+    ENGINE_ROLE,
+    RECIPES,
+    TrainingWidget,
+    stream_events,
+    summarize,
+)
+from napari_digits.current_model import current_model
+from napari_digits.engine import protocol as p
+from napari_digits.engine.client import get_engine
+
+LONG = 120_000  # ms: an upper bound for a tiny training on two busy cores
+
+
+@pytest.fixture
+def widget(make_napari_viewer) -> TrainingWidget:
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Training")
+    yield widget
+    current_model.reset()
+
+
+@pytest.fixture
+def notes():
+    """The napari notifications shown during the test."""
+    start = len(notification_manager.records)
+    return lambda: notification_manager.records[start:]
+
+
+def tiny(tmp_path: Path, mnist_dir: Path, **kwargs) -> p.TrainConfig:
+    options = {"epochs": 2, "train_limit": 2000, "test_limit": 500} | kwargs
+    return p.TrainConfig(
+        out=str(tmp_path / "model.keras"), mnist=str(mnist_dir), **options
+    )
+
+
+def test_architecture_fills_its_defaults_and_unchanged_values_mean_recipe(widget):
+    widget._architecture.value = "tutorial"
+    assert widget._epochs.value == RECIPES["tutorial"].epochs == 10
+    assert widget._lr.value == pytest.approx(0.01)
+    config = widget.config()
+    assert config.architecture == "tutorial"
+    assert config.epochs is None and config.learning_rate is None
+    widget._epochs.value = 4
+    assert widget.config().epochs == 4
+
+
+def test_training_end_to_end_reaches_curves_and_sets_the_model(
+    widget, qtbot, tmp_path, mnist_dir, notes
+):
+    ended = []
+    current_model.epoch_ended.connect(ended.append)
+    try:
+        widget.start(tiny(tmp_path, mnist_dir))
+        assert widget.running and not widget._start.enabled
+        qtbot.waitUntil(lambda: len(widget.curves.loss_data) > 0, timeout=LONG)
+        qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    finally:
+        current_model.epoch_ended.disconnect(ended.append)
+    loss = widget.curves.loss_data
+    assert len(loss) >= 2 and (loss[:, 1] > 0).all()
+    assert (widget.curves.accuracy_data[:, 0] == [1, 2]).all()
+    assert [pr.epoch for pr in ended] == [1, 2]
+    assert ended[-1].first_layer is not None
+    assert current_model.path == tmp_path / "model.keras"
+    [note] = [n for n in notes() if "Training finished" in n.message]
+    assert "after 2 epoch(s)" in note.message and "test accuracy" in note.message
+    assert widget._start.enabled and widget._resume.enabled
+
+
+def test_stop_keeps_a_checkpoint_that_loads(widget, qtbot, tmp_path, mnist_dir, notes):
+    widget.start(tiny(tmp_path, mnist_dir, epochs=50))
+    qtbot.waitUntil(lambda: len(widget.curves.accuracy_data) >= 1, timeout=LONG)
+    widget.stop()
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    assert any("Training stopped" in n.message for n in notes())
+    checkpoint = tmp_path / "model.keras"
+    assert checkpoint.is_file()
+    info = get_engine(ENGINE_ROLE).call(p.Describe(str(checkpoint)))
+    assert info.n_classes == 10
+    widget.load_model(checkpoint)  # the Load model… path, through the engine
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    assert current_model.path == checkpoint
+
+
+def test_a_bad_model_file_is_an_error_notification(widget, qtbot, tmp_path, notes):
+    bad = tmp_path / "not-a-model.keras"
+    bad.write_bytes(b"this is not a keras file")
+    before = current_model.path
+    widget.load_model(bad)
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    errors = [n for n in notes() if n.severity == NotificationSeverity.ERROR]
+    assert errors and "not-a-model.keras" in errors[-1].message
+    assert current_model.path == before
+
+
+def test_engine_killed_mid_run_is_reported_and_a_new_start_works(
+    widget, qtbot, tmp_path, mnist_dir, notes
+):
+    widget.start(tiny(tmp_path, mnist_dir, epochs=50))
+    qtbot.waitUntil(lambda: len(widget.curves.loss_data) > 0, timeout=LONG)
+    engine = get_engine(ENGINE_ROLE)
+    dead = engine.pid
+    os.kill(dead, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    errors = [n for n in notes() if n.severity == NotificationSeverity.ERROR]
+    assert errors and "died" in errors[-1].message
+    assert "SIGKILL" in errors[-1].message
+    assert widget._start.enabled and not widget._stop.enabled
+    widget.start(tiny(tmp_path, mnist_dir, epochs=1))
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    assert engine.pid != dead
+    assert any("Training finished" in n.message for n in notes())
+
+
+def test_stream_events_bundles_progress_and_returns_the_result(engine):
+    gen = stream_events(engine, p.Ping())
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == engine.pid
+
+
+def test_summary_names_accuracy_time_and_epochs():
+    result = p.TrainingResult("m.keras", 3, 0.9912, 61.4, stopped=False)
+    text = summarize(result)
+    assert "99.12%" in text and "3 epoch(s)" in text and "61 s" in text
