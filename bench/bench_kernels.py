@@ -4,8 +4,9 @@ Rows: Sobel magnitude, Gaussian sigma 2 and a custom 5x5 kernel, on a 4096x4096
 float32 image and a 4096x4096 uint8 RGB image. Both sides produce float32
 results of the same values; the scipy side of the RGB rows converts the image to
 float32 first and filters each colour channel (what a user writes by hand).
-Times are medians of REPEATS runs; peak memory (tracemalloc, numpy buffers) is
-measured in a separate, untimed run of the RGB rows.
+Times are medians of REPEATS runs, the two sides interleaved; peak memory
+(tracemalloc: numpy buffers) is measured in a separate, untimed run of the RGB
+rows. BENCH_KERNELS_SIZE and BENCH_KERNELS_REPEATS change the size and repeats.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ SCIPY_RGB = {
 PARAMS = {"sobel": {}, "gaussian": {"sigma": 2.0}, "custom": {"weights": CUSTOM}}
 
 
-def _median_time(func) -> float:
-    times = []
+def _median_times(*funcs) -> list[float]:
+    """Median wall time of each function, runs interleaved (fair under load)."""
+    times: list[list[float]] = [[] for _ in funcs]
     for _ in range(REPEATS):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for func, record in zip(funcs, times, strict=True):
+            start = time.perf_counter()
+            func()
+            record.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def _peak_mib(func) -> float:
@@ -69,7 +72,7 @@ def _row(label, image, name, rgb) -> dict:
         return (SCIPY_RGB if rgb else SCIPY_GREY)[name](f)
 
     np.testing.assert_allclose(ours(), scipy_direct(), rtol=1e-4, atol=1e-3)
-    t_ours, t_scipy = _median_time(ours), _median_time(scipy_direct)
+    t_ours, t_scipy = _median_times(ours, scipy_direct)
     row = {
         "image": label,
         "kernel": name,

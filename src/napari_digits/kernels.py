@@ -567,7 +567,7 @@ def _separable_terms(w: np.ndarray, max_terms: int) -> list | None:
             return None
         i, j = np.unravel_index(np.argmax(np.abs(residual)), residual.shape)
         col, row = residual[:, j].copy(), residual[i, :] / residual[i, j]
-        terms.append((col, row))
+        terms.append((_tidy(col), _tidy(row)))
         residual = residual - np.outer(col, row)
     return terms
 
@@ -589,20 +589,37 @@ def _convolve_plane_axes(arr, w, out, mode, cval) -> None:
         kernel = w.reshape((1,) * (arr.ndim - 2) + w.shape)
         ndi.convolve(arr, kernel, output=out, mode=mode, cval=cval)
         return
-    tmp = np.empty(arr.shape[-2:], dtype=np.float32)  # one plane, reused
+    tmp = np.empty(arr.shape[-2:], dtype=np.float32) if len(terms) > 1 else None
     for index in np.ndindex(arr.shape[:-2]):
         _separable_plane(arr[index], terms, out[index], tmp, mode, cval)
 
 
 def _separable_plane(plane, terms, out, tmp, mode, cval) -> None:
-    """Convolve one 2D plane with a sum of outer products ``col x row``."""
+    """Convolve one 2D plane with a sum of outer products ``col x row``.
+
+    The second 1D pass runs in place, as in scipy's own ``gaussian_filter``.
+    """
     for k, (col, row) in enumerate(terms):
-        ndi.convolve1d(plane, col, axis=0, output=tmp, mode=mode, cval=cval)
-        pass2 = {"axis": 1, "mode": mode, "cval": cval * col.sum()}
-        if k == 0:
-            ndi.convolve1d(tmp, row, output=out, **pass2)
-        else:
-            out += ndi.convolve1d(tmp, row, output=np.float32, **pass2)
+        target = out if k == 0 else tmp
+        ndi.convolve1d(plane, col, axis=0, output=target, mode=mode, cval=cval)
+        ndi.convolve1d(
+            target, row, axis=1, output=target, mode=mode, cval=cval * col.sum()
+        )
+        if k:
+            out += tmp
+
+
+def _tidy(v: np.ndarray) -> np.ndarray:
+    """Make a 1D factor exactly (anti)symmetric when it is so up to rounding.
+
+    scipy.ndimage takes a faster path for exactly symmetric or antisymmetric
+    weights (a Gaussian factor is symmetric only up to rounding otherwise).
+    """
+    tol = 1e-12 * np.abs(v).max()
+    for sign in (1, -1):
+        if np.allclose(v, sign * v[::-1], rtol=0, atol=tol):
+            return (v + sign * v[::-1]) / 2
+    return v
 
 
 def _filter_last2(arr, weights, mode, cval, rgb) -> np.ndarray:
