@@ -241,6 +241,7 @@ class ScanWidget(QWidget):
     def _build_table(self) -> None:
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
@@ -381,6 +382,7 @@ class ScanWidget(QWidget):
                     item.setFlags(item.flags() & ~Qt.ItemIsEditable)
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
         self._filling = False
 
     # -- selection and corrections -----------------------------------------
