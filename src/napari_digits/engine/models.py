@@ -20,18 +20,15 @@ import numpy as np
 import tensorflow as tf
 
 from napari_digits.data import load_mnist
+from napari_digits.engine.checkpoints import ModelFileError
+from napari_digits.engine.devices import DeviceError, device_scope
 from napari_digits.engine.protocol import (
     ConvWeights,
     DeviceInfo,
     Evaluation,
     ModelInfo,
 )
-from napari_digits.engine.training import (
-    DeviceError,
-    ModelFileError,
-    device_scope,
-    train,
-)
+from napari_digits.engine.training import train
 
 __all__ = [
     "DeviceError",

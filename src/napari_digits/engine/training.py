@@ -7,14 +7,10 @@ without Qt. The public entry point is :func:`train` (re-exported by
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +20,13 @@ import tensorflow as tf
 
 from napari_digits.data import Mnist, load_mnist
 from napari_digits.engine.architectures import Recipe, recipe
+from napari_digits.engine.checkpoints import (
+    ModelFileError,
+    save_atomic,
+    state_path,
+    write_json_atomic,
+)
+from napari_digits.engine.devices import device_scope
 from napari_digits.engine.protocol import (
     ConvWeights,
     TrainConfig,
@@ -37,107 +40,31 @@ PROGRESS_INTERVAL = 0.25
 SETTLE_BELOW = 300
 
 
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, or not a model this plugin can use."""
-
-
-class DeviceError(ValueError):
-    """The requested device does not exist on this machine."""
-
-
-def resolve_device(device: str) -> str:
-    """Map ``"auto"``, ``"cpu"``, ``"gpu"`` or ``"GPU:1"`` to a TensorFlow device.
+def learning_rate(progress: float, peak: float, r: Recipe) -> float:
+    """Return the learning rate at ``progress`` (0..1) of the recipe's schedule.
 
     Parameters
     ----------
-    device : str
-        The user's choice.
+    progress : float
+        The fraction of the run done: steps done over all steps, or, with a
+        time budget, the larger of that and the fraction of the budget spent
+        (so that a run always anneals by the end of its budget).
+    peak : float
+        The peak (or constant) learning rate.
+    r : Recipe
+        The recipe, whose ``schedule`` and ``warmup`` apply.
 
     Returns
     -------
-    str
-        A device string for :func:`tf.device` (``"/CPU:0"``, ``"/GPU:0"``...).
-
-    Raises
-    ------
-    DeviceError
-        If a GPU is asked for where TensorFlow sees none, or the name is unknown.
+    float
+        The learning rate.
     """
-    gpus = tf.config.list_logical_devices("GPU")
-    choice = device.strip().upper()
-    if choice == "AUTO":
-        return "/GPU:0" if gpus else "/CPU:0"
-    if choice in ("CPU", "CPU:0"):
-        return "/CPU:0"
-    match = re.fullmatch(r"GPU(?::(\d+))?", choice)
-    if match is None:
-        raise DeviceError(f"unknown device {device!r}: use auto, cpu, gpu or GPU:N")
-    index = int(match.group(1) or 0)
-    if index >= len(gpus):
-        seen = f"{len(gpus)} GPU(s)" if gpus else "no GPU"
-        raise DeviceError(
-            f"device {device!r} is not available: TensorFlow sees {seen} here. "
-            "Choose auto or cpu."
-        )
-    return f"/GPU:{index}"
-
-
-@contextlib.contextmanager
-def device_scope(device: str) -> Iterator[str]:
-    """Run the body on ``device`` (see :func:`resolve_device`); yield its name."""
-    name = resolve_device(device)
-    with tf.device(name):
-        yield name
-
-
-def save_atomic(model: keras.Model, path: str | os.PathLike) -> None:
-    """Save ``model`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}-", suffix=".keras"
-    )
-    os.close(fd)
-    _chmod_umask(tmp)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json_atomic(data: dict, path: str | os.PathLike) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    _chmod_umask(tmp)
-    os.replace(tmp, path)
-
-
-def _chmod_umask(path: str) -> None:
-    """Give a temporary file the permissions a normally created file has."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def state_path(model_path: str | os.PathLike) -> Path:
-    """Return the sidecar that records a checkpoint's training state."""
-    return Path(str(model_path) + ".json")
-
-
-def learning_rate(step: int, total: int, peak: float, r: Recipe) -> float:
-    """Return the learning rate at ``step`` of ``total`` for the recipe's schedule."""
-    if r.schedule == "constant" or total <= 1:
+    if r.schedule == "constant":
         return peak
-    warm = max(1, int(total * r.warmup))
-    if step < warm:
-        return peak * (0.1 + 0.9 * step / warm)
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+    if progress < r.warmup:
+        return peak * (0.1 + 0.9 * progress / r.warmup)
+    decay = min(1.0, (progress - r.warmup) / max(1e-9, 1 - r.warmup))
+    return peak * 0.5 * (1 + math.cos(math.pi * decay))
 
 
 def shift_images(images: tf.Tensor, labels: tf.Tensor, shift: float):
@@ -225,8 +152,8 @@ class _Monitor(keras.callbacks.Callback):
         self.last = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = self.run.epoch * self.run.batches + batch
-        rate = learning_rate(step, self.run.total_steps, self.run.peak, self.run.recipe)
+        run = self.run
+        rate = learning_rate(run.progress(batch), run.peak, run.recipe)
         self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -261,10 +188,19 @@ class _Run:
         self.history = history
         self.stopped = False
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         self.eval_time = 0.0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def progress(self, batch: int) -> float:
+        """Fraction of the run done before ``batch`` (steps or time budget)."""
+        done = (self.epoch * self.batches + batch) / max(1, self.total_steps)
+        budget = self.config.time_budget
+        if budget:
+            done = max(done, (self.elapsed() - self.eval_time) / budget)
+        return done
 
     def over_budget(self) -> bool:
         budget = self.config.time_budget
@@ -305,6 +241,7 @@ class _Run:
             ("test_accuracy", accuracy),
             ("time", self.elapsed()),
             ("train_time", self.elapsed() - self.eval_time),
+            ("cpu_time", time.process_time() - self.cpu_start),
         ):
             self.history.setdefault(key, []).append(float(value or 0.0))
         self.save(model)
