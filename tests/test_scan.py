@@ -190,3 +190,15 @@ def test_normalize_crop_is_mnist_shaped():
     assert rows.max() - rows.min() + 1 == 20  # longest side: 20 px
     assert abs(ndi.center_of_mass(crop)[0] - 14) <= 1
     assert abs(ndi.center_of_mass(crop)[1] - 14) <= 1
+
+
+def test_detached_bar_joins_its_digit_and_far_strays_are_dropped(mnist):
+    page = paste(mnist.x_test[[2, 5, 0, 1, 3, 4]])  # starts with a narrow 1
+    one = min(find_digits(page).regions, key=lambda r: r.bbox[1])
+    r0, _, _, c1 = one.bbox
+    page[r0 : r0 + 8, c1 + 4 : c1 + 24] = 0.1  # a bar 4 px right of the first 1
+    page[150:158, 700:720] = 0.1  # the same bar far from any digit
+    scan = find_digits(page)
+    assert len(scan) == 6
+    first = min(scan.regions, key=lambda r: r.bbox[1])
+    assert first.bbox[3] == c1 + 24  # the bar is part of the digit

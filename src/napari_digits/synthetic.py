@@ -185,8 +185,8 @@ def _digit(image: np.ndarray, height: float, rng) -> np.ndarray:
     """
     from skimage.transform import resize
 
-    rows = np.flatnonzero(image.max(axis=1))
-    cols = np.flatnonzero(image.max(axis=0))
+    rows = np.flatnonzero(image.max(axis=1) > 64)  # faint specks do not count
+    cols = np.flatnonzero(image.max(axis=0) > 64)
     cut = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / 255.0
     scale = height * rng.uniform(0.88, 1.12) / max(cut.shape)
     size = (max(1, round(cut.shape[0] * scale)), max(1, round(cut.shape[1] * scale)))
