@@ -180,6 +180,7 @@ class TrainingWidget(Container):
                 self._status,
             ]
         )
+        self._status.native.setWordWrap(True)  # long messages must not widen the dock
         self.curves = TrainingCurves()
         self.native.layout().addWidget(self.curves)
         self._connect()
@@ -214,7 +215,7 @@ class TrainingWidget(Container):
 
         theme = get_theme(self._viewer.theme)
         self.curves.set_colors(
-            theme.background.as_hex(), theme.text.as_hex(), theme.highlight.as_hex()
+            theme.background.as_hex(), theme.text.as_hex(), theme.current.as_hex()
         )
 
     # -- devices ----------------------------------------------------------
@@ -282,12 +283,24 @@ class TrainingWidget(Container):
         if self.running:
             return
         if isinstance(config, p.TrainConfig):
-            self._out.value = config.out  # Resume continues this one
+            self._show_config(config)  # the form says what runs
         else:
             config = self.config()
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         self.curves.clear()
         self._run(p.Train(config), "Starting the engine…")
+
+    def _show_config(self, config: p.TrainConfig) -> None:
+        self._architecture.value = config.architecture  # fills its recipe
+        for widget, value in (
+            (self._epochs, config.epochs),
+            (self._batch, config.batch_size),
+            (self._lr, config.learning_rate),
+            (self._mnist, config.mnist),
+            (self._out, config.out),  # Resume continues this one
+        ):
+            if value is not None:
+                widget.value = value
 
     def resume(self) -> None:
         """Continue the training saved at the output path from its checkpoint."""

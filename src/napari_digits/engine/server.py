@@ -26,6 +26,9 @@ from napari_digits.engine import protocol as p
 
 #: environment the engine sets before TensorFlow loads (quiet C++ logging)
 ENGINE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: how much the engine lowers its CPU priority, so that the viewer (and the
+#: X server) win the cores whenever they need them while a training runs
+ENGINE_NICENESS = 10
 
 
 def main(conn: Connection, stop: Any) -> None:
@@ -40,6 +43,8 @@ def main(conn: Connection, stop: Any) -> None:
     """
     for key, value in ENGINE_ENV.items():
         os.environ.setdefault(key, value)
+    if hasattr(os, "nice"):
+        os.nice(ENGINE_NICENESS)
     while True:
         try:
             request_id, request = conn.recv()
