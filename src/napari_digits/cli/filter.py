@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "filter",
         help="apply a classic kernel to an image file (float32 TIFF out)",
-        description=__doc__.split("\n\n")[0],
+        description="Apply a classic kernel to an image file; float32 result.",
     )
     parser.add_argument("input", type=Path, help="image file (PNG, JPEG, TIFF, .npy)")
     parser.add_argument(
@@ -110,6 +110,8 @@ def _params(args: argparse.Namespace) -> dict:
     names = {p.name for p in kernels.CATALOGUE[args.kernel].params}
     given = {k: getattr(args, k) for k in ("sigma", "size", "radius", "amount")}
     params = {k: v for k, v in given.items() if v is not None and k in names}
+    for k in sorted(k for k, v in given.items() if v is not None and k not in names):
+        print(f"note: --{k} does not apply to {args.kernel}; ignored", file=sys.stderr)
     if args.kernel == "custom":
         if not args.weights:
             raise CommandError('--kernel custom needs --weights "a b c; d e f; g h i"')
