@@ -23,9 +23,8 @@ def portrait_png(tmp_path) -> Path:
 
 def test_sobel_on_a_png_portrait_writes_float32_tiff(portrait_png, tmp_path, capsys):
     out = tmp_path / "edges.tif"
-    assert (
-        main(["filter", str(portrait_png), "--kernel", "sobel", "--out", str(out)]) == 0
-    )
+    args = ["filter", str(portrait_png), "--kernel", "sobel", "--sigma", "3"]
+    assert main([*args, "--out", str(out)]) == 0
     result = tifffile.imread(out)
     source = iio.imread(portrait_png)
     assert result.dtype == np.float32 and result.shape == source.shape
