@@ -41,8 +41,8 @@ def widget(make_napari_viewer, qtbot):
     widget = LearnedFiltersWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Learned filters")
     yield widget
+    current_model.reset()  # reloads the filters on view: wait for it too
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT)
-    current_model.reset()
 
 
 def use(models, name):
@@ -90,8 +90,12 @@ def test_tiles_show_every_filter_of_the_first_layer(widget, qtbot, models, notes
 
 
 def test_sobel_and_gaussian_filters_are_named_back(widget, qtbot, models):
-    use(models, "sobel_gauss")
+    use(models, "conv3x3")
     show_model(qtbot, widget)
+    assert widget.table.rowCount() == 8
+    use(models, "sobel_gauss")  # filters on view follow the current model
+    wait(qtbot, widget)
+    assert widget.table.rowCount() == 2
     features = widget.viewer.layers[LABELS_LAYER].features
     assert features["closest"].tolist() == ["Sobel x", "Gaussian blur"]
     np.testing.assert_allclose(features["r"], 1.0, atol=1e-5)
@@ -202,6 +206,12 @@ def test_bad_input_is_a_notification_and_changes_nothing(
     assert "smaller than the filter" in notes["error"][-1]
     widget.apply_filter()
     assert "smaller than the filter" in notes["error"][-1]
+    assert len(widget.viewer.layers) == layers
+    use(models, "rgb3x3")
+    widget.source.value = "MNIST test digit"
+    widget.show_feature_maps()
+    wait(qtbot, widget)
+    assert "pick a 1-channel model" in notes["error"][-1]
     assert len(widget.viewer.layers) == layers
 
 

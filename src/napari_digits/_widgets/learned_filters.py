@@ -7,6 +7,7 @@ module turns controls into calls and results into layers.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import learned_filters as lf
@@ -35,6 +37,21 @@ TABLE_COLUMNS = ("filter", "channel", "r", "closest kernel")
 LABEL_SPACE = 10
 
 
+def ensure_pool_threads(minimum: int = 8) -> None:
+    """Give Qt's global thread pool at least ``minimum`` threads.
+
+    napari's workers run on ``QThreadPool.globalInstance()``, sized to the
+    CPU count (2 on a small CI machine). When every pool thread holds a
+    worker that waits for the GIL, Qt's threaded image scaling on the GUI
+    thread (napari's activity spinner, started with a progress bar) waits
+    for a free pool thread while holding the GIL: a deadlock. Workers that
+    mostly wait on the engine cost nothing as threads.
+    """
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < minimum:
+        pool.setMaxThreadCount(minimum)
+
+
 def first_layer(model: str) -> ConvWeights:
     """Ask the engine for a model's first convolution layer (worker thread)."""
     from napari_digits.engine.client import get_engine
@@ -50,15 +67,21 @@ def feature_maps(
     ``image`` is a 2D float image in 0..1, or the index of an MNIST test digit.
     Raises :class:`~napari_digits.learned_filters.ImageTooSmallError` before
     asking for the maps when the image is smaller than the first layer's
-    filters.
+    filters, and ValueError for a model whose first layer takes several
+    channels (the engine's FeatureMaps takes a grey image).
     """
     from napari_digits.engine.client import get_engine
 
+    conv = get_engine().call(GetFirstLayer(model=model))
+    if conv.kernel.shape[2] != 1:
+        raise ValueError(
+            f"feature maps are computed for grey images; this model's first layer "
+            f"takes {conv.kernel.shape[2]} channels: pick a 1-channel model"
+        )
     if isinstance(image, int):
         from napari_digits.data import load_mnist
 
         image = load_mnist().x_test[image].astype(np.float32) / 255
-    conv = get_engine().call(GetFirstLayer(model=model))
     lf.check_image_size(image.shape, conv.kernel.shape[:2])
     return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
 
@@ -87,8 +110,9 @@ class LearnedFiltersWidget(QWidget):
         self.viewer = viewer
         self.conv: ConvWeights | None = None
         self.matches: list[lf.Match] = []
-        self.worker = None  # the latest background worker
-        self._pending = 0
+        self.worker = None  # the running background worker, if any
+        self._queue: deque = deque()  # requests waiting for it
+        ensure_pool_threads()
         self._build()
         self._connect()
 
@@ -158,24 +182,32 @@ class LearnedFiltersWidget(QWidget):
     # -- background work -----------------------------------------------------
 
     def _run(self, func: Callable, done: Callable, desc: str, *args: Any) -> None:
-        worker = create_worker(
+        """Run ``func(*args)`` in a worker, one at a time (the engine is serial)."""
+        self._queue.append((func, done, desc, args))
+        if self.worker is None:
+            self._start_next()
+
+    def _start_next(self) -> None:
+        func, done, desc, args = self._queue.popleft()
+        self.worker = create_worker(
             func,
             *args,
             _start_thread=False,
             _progress={"desc": desc},
             _connect={"returned": done, "errored": self._on_error},
         )
-        worker.finished.connect(self._on_finished)
-        self.worker, self._pending = worker, self._pending + 1
-        worker.start()
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
 
     def _on_finished(self) -> None:
-        self._pending -= 1
+        self.worker = None
+        if self._queue:
+            self._start_next()
 
     @property
     def busy(self) -> bool:
-        """Whether a background request of this widget is still running."""
-        return self._pending > 0
+        """Whether a background request of this widget is running or waiting."""
+        return self.worker is not None or bool(self._queue)
 
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Learned filters: {exc}")
