@@ -11,6 +11,7 @@ from napari_digits.results import (
     CSV_HEADER,
     DigitRow,
     build_table,
+    carry_corrections,
     correct,
     numbers,
     read_csv,
@@ -139,3 +140,14 @@ def test_read_page_does_not_call_the_model_on_a_blank_page():
 def test_row_defaults():
     row = DigitRow("f", 1, 1, 1, 1, 0, 0, 1, 1, 0.5, 0.5, 3, 0.99, 5, 0.01)
     assert row.value == 3 and row.corrected is None
+
+
+def test_corrections_survive_reading_the_page_again():
+    from dataclasses import replace
+
+    rows = correct(table(), 2, 9)
+    again = [replace(r, min_row=r.min_row + 1, max_row=r.max_row + 1) for r in table()]
+    carried, count = carry_corrections(rows, again)
+    assert count == 1 and carried[2].corrected == 9
+    other_file = [replace(r, file="other.png") for r in again]
+    assert carry_corrections(rows, other_file)[1] == 0

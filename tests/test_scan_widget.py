@@ -90,6 +90,10 @@ def test_reads_the_sample_page_into_layers_table_and_csv(
     undone = [*exported[:first], *exported[first + 1 :]]
     assert score(undone, truth).correct >= 0.98 * len(truth) - 1
 
+    run(widget, qtbot, page)  # reading the page again keeps the correction
+    assert widget.rows[first].corrected == wrong
+    assert len(viewer.layers) == 3  # the page and one labels, one boxes layer
+
 
 def test_bad_corrections_and_bad_layers_are_messages(viewer_and_widget, messages):
     viewer, widget = viewer_and_widget

@@ -292,6 +292,39 @@ def correct(rows: Sequence[DigitRow], index: int, value: int | None) -> list[Dig
     return [*rows[:index], replace(row, corrected=value), *rows[index + 1 :]]
 
 
+def carry_corrections(
+    old: Sequence[DigitRow], new: Sequence[DigitRow], *, min_iou: float = 0.5
+) -> tuple[list[DigitRow], int]:
+    """Keep the user's corrections when a page is read again.
+
+    Each corrected row of ``old`` passes its correction to the row of ``new``
+    of the same file whose box overlaps it most (IoU at least ``min_iou``).
+
+    Returns
+    -------
+    rows : list of DigitRow
+        ``new`` with the corrections carried over.
+    carried : int
+        How many corrections found their digit again.
+    """
+    keys = ("min_row", "min_col", "max_row", "max_col")
+    done = [r for r in old if r.corrected is not None]
+    rows = list(new)
+    if not done or not rows:
+        return rows, 0
+    iou = box_iou(
+        [[getattr(r, k) for k in keys] for r in done],
+        [[getattr(r, k) for k in keys] for r in rows],
+    )
+    carried = 0
+    for i, row in enumerate(done):
+        j = int(iou[i].argmax())
+        if iou[i, j] >= min_iou and rows[j].file == row.file:
+            rows = correct(rows, j, row.corrected)
+            carried += 1
+    return rows, carried
+
+
 def numbers(rows: Iterable[DigitRow]) -> dict[int, str]:
     """Return the numbers read on a page: number id -> its digits as text."""
     out: dict[int, str] = {}

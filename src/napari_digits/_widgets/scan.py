@@ -303,6 +303,10 @@ class ScanWidget(QWidget):
     # -- results -----------------------------------------------------------
 
     def _show(self, layer: Image, scan: Scan, rows, probs) -> None:
+        rows, carried = results.carry_corrections(self.rows, rows)
+        lost = sum(r.corrected is not None for r in self.rows) - carried
+        if lost > 0 and rows and self.rows[0].file == rows[0].file:
+            show_warning(f"{lost} earlier correction(s) matched no digit any more")
         self.scan, self.rows = scan, rows
         self.probabilities = probs
         self._by_label = {r.label: k for k, r in enumerate(scan.regions)}
