@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from napari_digits.cli._engine import engine_models
 from napari_digits.current_model import shipped_model_path
 
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 1 on a user error (message on stderr).
     """
     path = args.model or str(shipped_model_path())
-    from napari_digits.engine import models
+    models = engine_models()
 
     try:
         result = models.evaluate(path, args.mnist, args.limit)

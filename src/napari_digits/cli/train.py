@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from napari_digits.cli._engine import engine_models
 from napari_digits.engine.protocol import TrainConfig, TrainingProgress
 
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         time_budget=args.time_budget,
     )
-    from napari_digits.engine import models
+    models = engine_models()
 
     bar = _Bar()
     try:

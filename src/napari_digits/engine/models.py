@@ -181,6 +181,7 @@ def evaluate(
     Evaluation
         Accuracy, confusion matrix and number of images.
     """
+    _classifier(model_path)  # a bad model file fails before MNIST loads
     data = load_mnist(mnist).subset(test=limit)
     predicted = predict(model_path, data.x_test).argmax(axis=1)
     confusion = confusion_matrix(data.y_test, predicted)
