@@ -202,3 +202,19 @@ def test_detached_bar_joins_its_digit_and_far_strays_are_dropped(mnist):
     assert len(scan) == 6
     first = min(scan.regions, key=lambda r: r.bbox[1])
     assert first.bbox[3] == c1 + 24  # the bar is part of the digit
+
+
+@pytest.mark.slow
+def test_a_10000_pixel_square_page_fits_in_a_few_gigabytes(mnist):
+    import tracemalloc
+
+    tile = (paste(first(mnist)) * 255).astype(np.uint8)  # 220 x 900, 8 digits
+    page = np.tile(tile, (46, 12))[:10000, :10000]
+    tracemalloc.start()
+    try:
+        scan = find_digits(page)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(scan) >= 8 * 45 * 11
+    assert peak < 3e9, f"peak {peak / 1e9:.1f} GB"
