@@ -280,3 +280,26 @@ def test_label_space_leaves_room_above_every_row():
 
 def grid_rows(tiles):
     return sorted(set(tiles.boxes[:, 0].tolist()))
+
+
+def test_closest_classics_equals_one_by_one_matching():
+    stack = np.random.default_rng(5).normal(size=(40, 3, 3))
+    stack[3] = 1.0  # flat
+    stack[4] = np.rot90(SOBEL_X, 3) * 2 - 1
+    matches = lf.closest_classics(stack, CATALOGUE, filters=list(range(40)))
+    assert matches[3].name is None
+    assert (matches[4].name, matches[4].r) == ("Sobel y", pytest.approx(1))
+    for weights, match in zip(stack, matches, strict=True):
+        if match.name is None:
+            continue
+        best = max(
+            lf.correlation(weights, variant)
+            for classic in CATALOGUE.values()
+            if classic.shape == (3, 3) and np.ptp(classic) > 0
+            for _, _, variant in lf.variants(classic)
+        )
+        assert match.r == pytest.approx(best)
+        classic = np.rot90(CATALOGUE[match.name], match.rotation)
+        assert lf.correlation(weights, -classic if match.negated else classic) == (
+            pytest.approx(match.r)
+        )

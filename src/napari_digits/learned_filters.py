@@ -39,6 +39,7 @@ __all__ = [
     "check_kernel",
     "classic_catalogue",
     "closest_classic",
+    "closest_classics",
     "colour_tiles",
     "current_plane",
     "format_matches",
@@ -448,6 +449,85 @@ def variants(kernel: np.ndarray):
             yield rotation, negated, -rotated if negated else rotated
 
 
+def _unit_rows(arrays: np.ndarray) -> np.ndarray:
+    """Centre and normalise each row; flat rows become NaN."""
+    rows = arrays.reshape(len(arrays), -1).astype(np.float64)
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms > 1e-12, rows / norms, np.nan)
+
+
+def _variant_table(
+    catalogue: Mapping[str, np.ndarray], shape: tuple[int, ...]
+) -> tuple[list[tuple[str, int, bool]], np.ndarray]:
+    """Return every variant of the same-shape, non-flat kernels, as unit rows."""
+    meta, arrays = [], []
+    for name, classic in catalogue.items():
+        classic = np.asarray(classic, dtype=np.float64)
+        if classic.shape != shape or shape[0] != shape[1] or np.ptp(classic) == 0:
+            continue
+        for rotation, negated, variant in variants(classic):
+            meta.append((name, rotation, negated))
+            arrays.append(variant)
+    size = int(np.prod(shape))
+    table = _unit_rows(np.asarray(arrays)) if arrays else np.empty((0, size))
+    return meta, table
+
+
+def closest_classics(
+    weights: np.ndarray,
+    catalogue: Mapping[str, np.ndarray],
+    *,
+    filters: list[int] | None = None,
+    channels: list[int] | None = None,
+) -> list[Match]:
+    """Name the classic kernel that each 2D filter of a stack resembles most.
+
+    Every same-shape kernel of ``catalogue`` is tried in its 4 rotations
+    (90-degree steps) and with both signs; the score is the Pearson
+    correlation. Ties go to the plainest variant (no rotation, then no
+    negation), then to the catalogue's order, so a Sobel y filter is named
+    "Sobel y" rather than a rotated Sobel x. Flat kernels (a box blur) have
+    no shape to correlate and are skipped; a flat filter matches nothing.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        ``(n, height, width)`` filters (see :func:`as_kernel`).
+    catalogue : mapping of str to numpy.ndarray
+        Classic kernels by name, e.g. :func:`classic_catalogue`.
+    filters, channels : list of int, optional
+        Carried into the results (``range(n)`` and zeros by default).
+
+    Returns
+    -------
+    list of Match
+        One per filter; ``name`` is None where nothing could be compared.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    n = len(weights)
+    filters = list(range(n)) if filters is None else filters
+    channels = [0] * n if channels is None else channels
+    meta, table = _variant_table(catalogue, weights.shape[1:])
+    if not meta:
+        return [
+            Match(f, c, None, float("nan"))
+            for f, c in zip(filters, channels, strict=True)
+        ]
+    r = np.clip(_unit_rows(weights) @ table.T, -1, 1)  # (n, variants)
+    cost = np.array([2 * (rot > 0) + neg for _, rot, neg in meta])
+    best = np.argmax(np.nan_to_num(np.round(r, 6), nan=-9) - 1e-8 * cost, axis=1)
+    matches = []
+    for row, (f, c, k) in enumerate(zip(filters, channels, best, strict=True)):
+        if np.isnan(r[row, k]):
+            matches.append(Match(f, c, None, float("nan")))
+        else:
+            name, rotation, negated = meta[k]
+            matches.append(Match(f, c, name, float(r[row, k]), rotation, negated))
+    return matches
+
+
 def closest_classic(
     weights: np.ndarray,
     catalogue: Mapping[str, np.ndarray],
@@ -457,19 +537,14 @@ def closest_classic(
 ) -> Match:
     """Name the classic kernel that one 2D filter resembles most.
 
-    Every same-shape kernel of ``catalogue`` is tried in its 4 rotations
-    (90-degree steps) and with both signs; the score is the Pearson
-    correlation. Ties go to the catalogue's order, then to the plainest
-    variant (no rotation, no negation), so a Sobel y filter is named "Sobel
-    y" rather than a rotated Sobel x. Flat kernels (a box blur) have no
-    shape to correlate and are skipped.
+    See :func:`closest_classics` for the rules.
 
     Parameters
     ----------
     weights : numpy.ndarray
         A 2D filter (see :func:`as_kernel`).
     catalogue : mapping of str to numpy.ndarray
-        Classic kernels by name, e.g. ``kernels.classic_kernels(size)``.
+        Classic kernels by name, e.g. :func:`classic_catalogue`.
     filter, channel : int, optional
         Carried into the result.
 
@@ -478,17 +553,8 @@ def closest_classic(
     Match
         The best match; ``name`` is None when nothing could be compared.
     """
-    best, best_key = Match(filter, channel, None, float("nan")), None
-    for name, classic in catalogue.items():
-        classic = np.asarray(classic, dtype=np.float64)
-        if classic.shape != np.shape(weights) or classic.shape[0] != classic.shape[1]:
-            continue
-        for rotation, negated, variant in variants(classic):
-            r = correlation(weights, variant)
-            key = (round(r, 6), -(2 * (rotation > 0) + negated))
-            if not math.isnan(r) and (best_key is None or key > best_key):
-                best, best_key = Match(filter, channel, name, r, rotation, negated), key
-    return best
+    weights = np.asarray(weights, dtype=np.float64)[None]
+    return closest_classics(weights, catalogue, filters=[filter], channels=[channel])[0]
 
 
 def classic_catalogue(size: int) -> dict[str, np.ndarray]:
@@ -536,11 +602,11 @@ def match_filters(
     height, width, n_channels, n_filters = kernel.shape
     if catalogue is None:
         catalogue = classic_catalogue(height) if height == width else {}
-    return [
-        closest_classic(as_kernel(kernel, f, channel=c), catalogue, filter=f, channel=c)
-        for c in range(n_channels)
-        for f in range(n_filters)
-    ]
+    pairs = [(f, c) for c in range(n_channels) for f in range(n_filters)]
+    stack = np.stack([as_kernel(kernel, f, channel=c) for f, c in pairs])
+    return closest_classics(
+        stack, catalogue, filters=[f for f, _ in pairs], channels=[c for _, c in pairs]
+    )
 
 
 def closest_name(match: Match) -> str:
