@@ -710,30 +710,19 @@ def attach_orphans(
 
 
 def _assemble(labels, lut, strength, boxes, height, split, ink, messages) -> Scan:
+    """Relabel, split touching digits, crop; regions sorted top-left first."""
     labels = lut[labels]  # one label per kept (merged) component
     regions: list[DigitRegion] = []
     crops: list[np.ndarray] = []
     margin = max(1, round(height / BOX))  # about one MNIST pixel
-    touching = 0
-    next_label = len(boxes) + 1
+    touching, next_label = 0, len(boxes) + 1
     for i, b in enumerate(boxes, start=1):
-        r0, c0, r1, c1 = (int(v) for v in b)
-        own = labels[r0:r1, c0:c1] == i
-        parts = _parts(own, height) if split else 1
-        if parts == 1:
-            pieces = [(i, own, (r0, c0, r1, c1), False)]
-        else:
-            touching += 1
-            pieces = []
-            for k, (a, z) in enumerate(split_columns(own, parts)):
-                lab = i if k == 0 else next_label
-                next_label += 0 if k == 0 else 1
-                sub = np.zeros_like(own)
-                sub[:, a:z] = own[:, a:z]
-                labels[r0:r1, c0 + a : c0 + z][own[:, a:z]] = lab
-                pieces.append((lab, sub, (r0, c0, r1, c1), True))
-        for lab, m, box, flag in pieces:
-            region, crop = _region(lab, m, box, strength, flag, margin)
+        box = tuple(int(v) for v in b)
+        pieces = _pieces(labels, i, box, height if split else np.inf, next_label)
+        touching += len(pieces) > 1
+        next_label += len(pieces) - 1
+        for lab, mask, flag in pieces:
+            region, crop = _region(lab, mask, box, strength, flag, margin)
             if region is not None:
                 regions.append(region)
                 crops.append(crop)
@@ -743,14 +732,29 @@ def _assemble(labels, lut, strength, boxes, height, split, ink, messages) -> Sca
         messages.append("no digits found")
     order = sorted(range(len(regions)), key=lambda k: regions[k].bbox[:2])
     stack = np.stack([crops[k] for k in order]) if crops else _no_crops()
-    return Scan(
-        tuple(regions[k] for k in order),
-        stack,
-        labels,
-        ink,
-        float(height),
-        tuple(messages),
-    )
+    sorted_regions = tuple(regions[k] for k in order)
+    return Scan(sorted_regions, stack, labels, ink, float(height), tuple(messages))
+
+
+def _pieces(labels, i, box, height, next_label):
+    """Kept component ``i`` as it is, or cut into touching digits (relabelled).
+
+    Returns ``(label, mask in box, touching)`` per digit; the parts after the
+    first get labels from ``next_label`` on, written into ``labels``.
+    """
+    r0, c0, r1, c1 = box
+    own = labels[r0:r1, c0:c1] == i
+    parts = _parts(own, height)
+    if parts == 1:
+        return [(i, own, False)]
+    pieces = []
+    for k, (a, z) in enumerate(split_columns(own, parts)):
+        lab = i if k == 0 else next_label + k - 1
+        sub = np.zeros_like(own)
+        sub[:, a:z] = own[:, a:z]
+        labels[r0:r1, c0 + a : c0 + z][own[:, a:z]] = lab
+        pieces.append((lab, sub, True))
+    return pieces
 
 
 def _parts(own: np.ndarray, height: float) -> int:
