@@ -105,12 +105,13 @@ def page_of(viewer: napari.viewer.Viewer, layer: Any) -> tuple[np.ndarray, str]:
         raise ScanError(
             f"{kind} layer chosen: choose an Image layer that holds the scanned page"
         )
+    data = layer.data[0] if layer.multiscale else layer.data  # full resolution
     page_ndim = 3 if layer.rgb else 2
-    if layer.ndim == 2 or (layer.rgb and layer.data.ndim == 3):
-        return np.asarray(layer.data), ""
-    lead = layer.data.ndim - page_ndim
+    if data.ndim == page_ndim:
+        return np.asarray(data), ""
+    lead = data.ndim - page_ndim
     step = viewer.dims.current_step[-layer.ndim :][:lead]
-    plane = layer.data[tuple(int(s) for s in step)]
+    plane = data[tuple(int(s) for s in step)]
     return np.asarray(plane), f"processing the current plane {tuple(step)} of a stack"
 
 

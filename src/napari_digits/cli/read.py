@@ -46,12 +46,27 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("pages", nargs="+", metavar="PAGE_OR_FOLDER")
     parser.add_argument("--out", required=True, type=Path, help="the CSV to write")
     parser.add_argument("--model", help="a .keras model (default: shipped)")
-    parser.add_argument("--annotated", type=Path, metavar="DIR", help="PNGs here")
-    parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto")
-    parser.add_argument("--threshold", choices=("otsu", "local"), default="otsu")
+    parser.add_argument(
+        "--annotated", type=Path, metavar="DIR", help="write annotated PNGs here"
+    )
+    parser.add_argument(
+        "--ink",
+        choices=("auto", "dark", "light"),
+        default="auto",
+        help="ink darker or lighter than the paper (default: detected)",
+    )
+    parser.add_argument(
+        "--threshold",
+        choices=("otsu", "local"),
+        default="otsu",
+        help="one Otsu threshold a page, or a local one (default: otsu)",
+    )
     parser.add_argument("--digit-height", type=float, help="pixels (default: auto)")
     parser.add_argument(
-        "--review", type=float, default=results.REVIEW_THRESHOLD, help="flag below"
+        "--review",
+        type=float,
+        default=results.REVIEW_THRESHOLD,
+        help="flag predictions below this probability for review (default: 0.8)",
     )
     parser.set_defaults(run=run)
     return parser
