@@ -134,7 +134,9 @@ def test_feature_maps_of_a_digit_equal_numpy(
 def test_feature_maps_of_an_rgb_layer_plane(widget, qtbot, models, notes):
     conv = use(models, "conv2x2")  # padding "same"
     rgb = np.random.default_rng(0).integers(0, 256, (2, 20, 17, 3), dtype=np.uint8)
-    widget.viewer.add_image(rgb, name="photo", rgb=True)
+    widget.viewer.add_image(
+        rgb, name="photo", rgb=True, scale=(1, 2, 2), translate=(0, 5, 0)
+    )
     widget.viewer.dims.set_current_step(0, 1)
     widget.source.value = "photo"
     widget.show_feature_maps()
@@ -145,6 +147,9 @@ def test_feature_maps_of_an_rgb_layer_plane(widget, qtbot, models, notes):
     maps = widget.viewer.layers["feature maps: layer 1"].data
     np.testing.assert_allclose(np.moveaxis(maps, 0, -1), expected, atol=1e-5)
     assert "feature maps: layer 2" not in widget.viewer.layers
+    # the maps lie over the photo ("same" padding: pixel for pixel)
+    layer = widget.viewer.layers["feature maps: layer 1"]
+    assert layer.scale[1:].tolist() == [2, 2] and layer.translate[1:].tolist() == [5, 0]
 
 
 def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):

@@ -86,14 +86,25 @@ def feature_maps(
     return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
 
 
-def placement(size: tuple[int, int], shape: tuple[int, ...]) -> dict[str, Any]:
-    """Return the scale and translate that centre a map over its input image."""
-    scale = [max(1, round(n / m)) for n, m in zip(size, shape[-2:], strict=True)]
-    translate = [
-        (n - 1) / 2 - s * (m - 1) / 2
-        for n, m, s in zip(size, shape[-2:], scale, strict=True)
-    ]
-    return {"scale": (1, *scale), "translate": (0, *translate)}
+def placement(
+    size: tuple[int, int],
+    shape: tuple[int, ...],
+    world: tuple[Any, Any] = ((1, 1), (0, 0)),
+) -> dict[str, Any]:
+    """Return the scale and translate that centre a map stack over its input.
+
+    ``size`` is the input's ``(H, W)``, ``shape`` the stack's ``(C, H', W')``,
+    ``world`` the input layer's last two ``(scale, translate)``.
+    """
+    step = np.array(
+        [max(1, round(n / m)) for n, m in zip(size, shape[-2:], strict=True)]
+    )
+    offset = (np.array(size) - 1) / 2 - step * (np.array(shape[-2:]) - 1) / 2
+    scale, translate = (np.asarray(v, dtype=float) for v in world)
+    return {
+        "scale": (1, *(scale * step)),
+        "translate": (0, *(translate + scale * offset)),
+    }
 
 
 class LearnedFiltersWidget(QWidget):
@@ -322,15 +333,18 @@ class LearnedFiltersWidget(QWidget):
         if not path.exists():
             show_error(f"No model at {path}: train or load one first.")
             return
-        image = self.digit.value if self.source.value == MNIST_SOURCE else None
-        if image is None:
+        image, world = self.digit.value, ((1, 1), (0, 0))
+        if self.source.value != MNIST_SOURCE:
+            layer = self.viewer.layers[self.source.value]
+            world = (layer.scale[-2:], layer.translate[-2:])
             try:
-                image = self._layer_plane(self.viewer.layers[self.source.value])
+                image = self._layer_plane(layer)
             except ValueError as exc:
                 show_error(f"Feature maps: {exc}")
                 return
         depth = 2 if self.second.value else 1
-        self._run(feature_maps, self._on_maps, "feature maps", str(path), image, depth)
+        done = partial(self._on_maps, digit=isinstance(image, int), world=world)
+        self._run(feature_maps, done, "feature maps", str(path), image, depth)
 
     def _layer_plane(self, layer: Any) -> np.ndarray:
         if layer.multiscale:
@@ -342,13 +356,14 @@ class LearnedFiltersWidget(QWidget):
             show_warning(f"{layer.name} is RGB: converted to grey for the network")
         return lf.to_grey(plane, rgb=layer.rgb)
 
-    def _on_maps(self, result: tuple[np.ndarray, list[np.ndarray]]) -> None:
+    def _on_maps(self, result: tuple, *, digit: bool, world: tuple) -> None:
         image, maps = result
-        if self.source.value == MNIST_SOURCE:
+        if digit:
             self._set_image(DIGIT_LAYER, image, {"colormap": "gray"})
         for depth, activations in enumerate(maps, start=1):
             stack = np.moveaxis(np.asarray(activations), -1, 0)
-            kwargs = {"colormap": "magma", **placement(image.shape, stack.shape)}
+            where = placement(image.shape, stack.shape, world)
+            kwargs = {"colormap": "magma", **where}
             self._set_image(f"feature maps: layer {depth}", stack, kwargs)
 
     def _set_image(self, name: str, data: np.ndarray, kwargs: dict) -> None:
