@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ENGINE_ROLE = "training"
 #: how often (seconds) the worker hands progress to the GUI thread at most
 YIELD_EVERY = 0.1
+#: how often (seconds) the napari progress bar moves at most
+BAR_EVERY = 0.5
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class TrainingWidget(Container):
         self._viewer = viewer
         self._worker = None
         self._pbar: progress | None = None
+        self._bar_time = 0.0
         self._closed = False
         self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
         self._epochs = SpinBox(label="Epochs", min=1, max=500)
@@ -372,29 +375,39 @@ class TrainingWidget(Container):
     # -- GUI-thread handlers ----------------------------------------------
 
     def _on_events(self, events: list) -> None:
+        """Take a bundle of events in order; touch the bar and label once."""
         if self._closed:
             return
+        status, last = None, None
         for event in events:
             if isinstance(event, p.Log):
-                self._status.value = event.message
+                status = event.message
             else:
-                self._on_progress(event.progress)
+                last = event.progress
+                self._on_progress(last)
+                status = describe_progress(last) if self._stop.enabled else status
+        # napari's bar processes Qt events on every change: update it last,
+        # and at most every BAR_EVERY seconds
+        if last is not None and (
+            last.epoch_end or time.monotonic() - self._bar_time >= BAR_EVERY
+        ):
+            self._advance_bar(last)
+            self._bar_time = time.monotonic()
+        if status is not None:
+            self._status.value = status
 
     def _on_progress(self, pr: p.TrainingProgress) -> None:
-        self._advance_bar(pr)
+        if self._pbar is None:  # the first event of a run
+            self._pbar = progress(total=pr.epochs * pr.batches, desc="Training")
+            self.curves.start(pr.epochs)
         at = pr.epoch - 1 + pr.batch / max(pr.batches, 1)  # fractional epoch
         self.curves.add_loss(at, pr.loss)
         if pr.epoch_end:
             if pr.test_accuracy is not None:
                 self.curves.add_accuracy(at, pr.test_accuracy)
             current_model.epoch_ended.emit(pr)
-        if self._stop.enabled:
-            self._status.value = describe_progress(pr)
 
     def _advance_bar(self, pr: p.TrainingProgress) -> None:
-        total = pr.epochs * pr.batches
-        if self._pbar is None:
-            self._pbar = progress(total=total, desc="Training")
         done = (pr.epoch - 1) * pr.batches + pr.batch
         if done > self._pbar.n:
             self._pbar.update(done - self._pbar.n)
