@@ -56,6 +56,34 @@ def test_architecture_fills_its_defaults_and_unchanged_values_mean_recipe(widget
     assert widget.config().epochs == 4
 
 
+def test_mixed_precision_is_offered_only_for_a_gpu(widget, qtbot):
+    qtbot.waitUntil(lambda: "cpu" in widget._device.choices, timeout=LONG)
+    widget._set_devices(
+        [p.DeviceInfo("CPU", "CPU", "2 cores"), p.DeviceInfo("GPU:0", "GPU", "H100")]
+    )
+    assert widget._device.choices == ("auto", "cpu", "GPU:0")
+    widget._device.value = "GPU:0"
+    assert widget._mixed.enabled
+    widget._mixed.value = True
+    assert widget.config().device == "GPU:0" and widget.config().mixed_precision
+    widget._device.value = "cpu"
+    assert not widget._mixed.enabled and not widget._mixed.value
+
+
+def test_closing_the_viewer_mid_training_ends_the_engine(
+    make_napari_viewer, qtbot, tmp_path, mnist_dir
+):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Training")
+    widget.start(tiny(tmp_path, mnist_dir, epochs=50))
+    qtbot.waitUntil(lambda: len(widget.curves.loss_data) > 0, timeout=LONG)
+    engine = get_engine(ENGINE_ROLE)
+    process = engine._process
+    viewer.close()
+    qtbot.waitUntil(lambda: not process.is_alive(), timeout=10_000)
+    qtbot.waitUntil(lambda: not engine.busy, timeout=10_000)  # the worker ended
+
+
 def test_training_end_to_end_reaches_curves_and_sets_the_model(
     widget, qtbot, tmp_path, mnist_dir, notes
 ):
