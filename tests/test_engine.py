@@ -135,3 +135,12 @@ def test_a_request_given_up_midway_does_not_leak_into_the_next(
     events.close()  # the caller stops listening: the training is asked to stop
     assert engine.call(p.Ping()) == engine.pid
     assert engine.call(p.Ping()) == engine.pid
+
+
+def test_a_stop_before_the_training_starts_is_kept_for_it(engine, tmp_path, mnist_dir):
+    engine.stop()  # e.g. Stop pressed while an earlier request still runs
+    assert engine.call(p.Ping()) == engine.pid  # not consumed by another request
+    result = engine.call(p.Train(tiny(tmp_path, mnist_dir, epochs=50)))
+    assert result.stopped and result.epochs_done == 0
+    result = engine.call(p.Train(tiny(tmp_path, mnist_dir, train_limit=500)))
+    assert not result.stopped  # consumed: the next training runs to its end

@@ -134,7 +134,6 @@ class Engine:
             conn = self._ensure_started()
             self._finish_abandoned(conn, timeout)
             request_id = next(self._ids)
-            self._stop.clear()
             try:
                 conn.send((request_id, request))
             except (BrokenPipeError, OSError) as exc:
@@ -153,6 +152,8 @@ class Engine:
                     # the caller gave up early: stop a training, skip the rest
                     self._stop.set()
                     self._abandoned = request_id
+                elif isinstance(request, p.Train):
+                    self._stop.clear()  # a stop was for this training only
 
     def _finish_abandoned(self, conn: Connection, timeout: float) -> None:
         """Wait out the rest of a request whose caller stopped listening."""
@@ -162,6 +163,7 @@ class Engine:
         while True:
             event = self._receive(conn, request_id, "an abandoned request", timeout)
             if isinstance(event, p.Result | p.Failure):
+                self._stop.clear()
                 return
 
     def call(self, request: object, *, timeout: float | None = None) -> object:
@@ -173,7 +175,11 @@ class Engine:
         return result.value
 
     def stop(self) -> None:
-        """Ask a running training to stop cleanly after its current batch."""
+        """Ask the running training to stop cleanly after its current batch.
+
+        A training that waits for an earlier request to finish stops after its
+        first batch; a stop stays pending until a training has consumed it.
+        """
         self._stop.set()
 
     # -- process life -----------------------------------------------------
@@ -223,6 +229,7 @@ class Engine:
             if self._process is None:
                 from napari_digits.engine import server
 
+                self._stop.clear()  # a stop meant for a dead engine's training
                 ours, theirs = self._ctx.Pipe(duplex=True)
                 process = self._ctx.Process(
                     target=server.main,
