@@ -145,6 +145,7 @@ class TrainingWidget(Container):
         self._worker = None
         self._pbar: progress | None = None
         self._bar_time = 0.0
+        self._gpus: list[str] = []  # filled by the engine's device list
         self._closed = False
         self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
         self._epochs = SpinBox(label="Epochs", min=1, max=500)
@@ -246,7 +247,7 @@ class TrainingWidget(Container):
 
     def _update_mixed(self, *_) -> None:
         device = self._device.value
-        gpus = getattr(self, "_gpus", [])
+        gpus = self._gpus
         on_gpu = device in gpus or (device in ("auto", "gpu") and bool(gpus))
         self._mixed.enabled = on_gpu and not self.running
         if not on_gpu:
