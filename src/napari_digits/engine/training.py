@@ -328,7 +328,9 @@ def train(
     Returns
     -------
     TrainingResult
-        Where the model is, how many epochs were done, its test accuracy.
+        Where the model is, how many full epochs were done, its test accuracy;
+        ``stopped`` is True when ``should_stop`` or the time budget ended the
+        run early. The history's times start again at 0 on a resumed run.
 
     Raises
     ------
