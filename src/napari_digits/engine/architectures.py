@@ -15,7 +15,8 @@ imports this module.
     costs a quarter of normalising before it; momentum 0.9 lets short runs
     settle their statistics.
     Adam on a one-cycle schedule (warm-up then cosine decay to zero), batch
-    128, random shifts of up to 2 pixels.
+    128, peak learning rate 0.005; runs of 8 epochs or more add random shifts
+    of up to 2 pixels (augmentation slows the short 4-epoch recipe down).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Recipe:
     ``schedule`` is ``"constant"`` or ``"one-cycle"`` (linear warm-up over
     ``warmup`` of the steps from a tenth of the peak, then cosine decay to
     zero); ``shift`` is the largest random translation, in pixels, applied to
-    training images (0: no augmentation).
+    training images (0: no augmentation) in runs of at least ``shift_from``
+    epochs.
     """
 
     build: Callable[[], keras.Model]
@@ -44,6 +46,7 @@ class Recipe:
     schedule: str = "constant"
     warmup: float = 0.2
     shift: float = 0.0
+    shift_from: int = 0
     label_smoothing: float = 0.0
 
 
@@ -108,11 +111,12 @@ RECIPES: dict[str, Recipe] = {
     "tutorial": Recipe(build_tutorial, epochs=10, batch_size=64, learning_rate=0.01),
     "default": Recipe(
         build_default,
-        epochs=4,  # 99.30% (seed 0) in about 48 s of 2-core CPU time
+        epochs=4,  # 99.39% (seed 0) in 58 s on 2 cores
         batch_size=128,
-        learning_rate=3e-3,
+        learning_rate=5e-3,
         schedule="one-cycle",
         shift=2.0,
+        shift_from=8,
     ),
 }
 

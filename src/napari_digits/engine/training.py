@@ -89,12 +89,18 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
-def make_dataset(data: Mnist, r: Recipe, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled, batched, augmented training batches with one-hot labels."""
+def make_dataset(
+    data: Mnist, r: Recipe, batch_size: int, seed: int, epochs: int
+) -> tf.data.Dataset:
+    """Shuffled, batched training batches with one-hot labels.
+
+    Runs of at least ``r.shift_from`` epochs get random shifts (a parallel
+    map over whole batches, prefetched so the cores never wait for data).
+    """
     x, y = to_float(data.x_train), np.eye(10, dtype=np.float32)[data.y_train]
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True)
-    if r.shift > 0:
+    if r.shift > 0 and epochs >= r.shift_from:
         ds = ds.map(
             lambda a, b: shift_images(a, b, r.shift),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -350,7 +356,8 @@ def train(
     with device_scope(config.device) as device:
         log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
         model, start, history = _prepare(config, r, device, log)
-        dataset = make_dataset(data, r, batch_size, config.seed)
+        epochs = config.epochs or r.epochs
+        dataset = make_dataset(data, r, batch_size, config.seed, epochs)
         batches = len(data.x_train) // batch_size
         hooks = (on_progress, should_stop, log)
         run = _Run(config, r, data, batches, start, history, hooks)
