@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -144,3 +145,28 @@ def test_a_stop_before_the_training_starts_is_kept_for_it(engine, tmp_path, mnis
     assert result.stopped and result.epochs_done == 0
     result = engine.call(p.Train(tiny(tmp_path, mnist_dir, train_limit=500)))
     assert not result.stopped  # consumed: the next training runs to its end
+
+
+SCRIPT = """
+print("main script ran")
+from napari_digits.engine.client import get_engine
+from napari_digits.engine.protocol import Ping
+print("pid", get_engine().call(Ping(), timeout=60))
+"""
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_the_engine_never_reruns_an_unguarded_main_script(tmp_path, how):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    args, stdin = ([str(script)], None) if how == "file" else (["-"], SCRIPT)
+    out = subprocess.run(
+        [sys.executable, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("main script ran") == 1
+    assert "pid " in out.stdout

@@ -17,11 +17,14 @@ Examples
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import multiprocessing as mp
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 
@@ -186,40 +189,46 @@ class Engine:
 
     def kill(self) -> None:
         """Kill the engine process at once (SIGKILL); the next request restarts."""
-        process = self._process
-        if process is not None and process.is_alive():
-            process.kill()
-            process.join(SHUTDOWN_GRACE)
-        self._forget()
+        self._end(None, grace=0.0)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
         """End the engine: ask it to exit, terminate it after ``grace`` seconds.
 
-        Safe to call at any time, also while a request runs in another thread
-        (that request then fails with :class:`EngineDied`).
+        Safe to call at any time, also while a request runs in another thread:
+        the process is then terminated at once, and that thread sees it die,
+        raises :class:`EngineDied` and cleans up (the pipe is only ever closed
+        by the thread that holds the request lock).
         """
-        process, conn = self._process, self._conn
+        self._stop.set()
+        self._end(self._ask_to_exit, grace=grace)
+
+    def _ask_to_exit(self, process, grace: float) -> None:
+        """Send Shutdown and wait up to ``grace`` seconds (the lock is held)."""
+        try:
+            self._conn.send((0, p.Shutdown()))
+        except (BrokenPipeError, OSError):
+            return
+        process.join(grace)
+
+    def _end(self, ask, grace: float) -> None:
+        """End the process: ``ask`` it first where idle (None: SIGKILL at once)."""
+        process = self._process
         if process is None:
             return
-        self._stop.set()
-        asked = False
-        if process.is_alive() and conn is not None and self._lock.acquire(timeout=0):
-            try:
-                conn.send((0, p.Shutdown()))
-                asked = True
-            except (BrokenPipeError, OSError):
-                pass
-            finally:
+        idle = self._lock.acquire(timeout=0)
+        try:
+            if idle and ask is not None and process.is_alive():
+                ask(process, grace)
+            forces = [process.terminate, process.kill][ask is None :]
+            for force in forces:
+                if process.is_alive():
+                    force()
+                    process.join(SHUTDOWN_GRACE)
+            if idle:
+                self._forget()
+        finally:
+            if idle:
                 self._lock.release()
-        if asked:  # idle: it exits by itself; busy: no point in waiting
-            process.join(grace)
-        if process.is_alive():
-            process.terminate()
-            process.join(grace)
-        if process.is_alive():
-            process.kill()
-            process.join(grace)
-        self._forget()
 
     def _ensure_started(self) -> Connection:
         """Start the process when there is none (or it died); return the pipe."""
@@ -237,7 +246,8 @@ class Engine:
                     name=f"napari-digits-engine-{self.role}",
                     daemon=True,
                 )
-                process.start()
+                with _main_module_hidden():
+                    process.start()
                 theirs.close()
                 self._process, self._conn = process, ours
             return self._conn
@@ -304,6 +314,23 @@ class Engine:
             f"{_request_name(request)}. Try again: the next request starts a "
             "fresh engine."
         )
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Keep ``spawn`` from re-running the caller's main script in the engine.
+
+    ``spawn`` re-imports ``__main__`` in the child by its file: a script
+    without an ``if __name__ == "__main__"`` guard would run again there (a
+    second viewer), and a script read from stdin cannot be found at all. The
+    engine needs nothing from ``__main__``, so it starts with a bare one.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _request_name(request: object) -> str:
