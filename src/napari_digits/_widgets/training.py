@@ -146,6 +146,8 @@ class TrainingWidget(Container):
         self._pbar: progress | None = None
         self._bar_time = 0.0
         self._gpus: list[str] = []  # filled by the engine's device list
+        self._queue: list = []  # worker signals waiting for their handler
+        self._dispatching = False
         self._closed = False
         self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
         self._epochs = SpinBox(label="Epochs", min=1, max=500)
@@ -340,15 +342,37 @@ class TrainingWidget(Container):
             request,
             _start_thread=False,
             _connect={
-                "yielded": self._on_events,
-                "returned": self._on_result,
-                "errored": self._on_error,
-                "finished": self._on_finished,
+                "yielded": self._in_order(self._on_events),
+                "returned": self._in_order(self._on_result),
+                "errored": self._in_order(self._on_error),
+                "finished": self._in_order(self._on_finished),
             },
         )
         self._set_running(True)
         self._status.value = status
         self._worker.start()
+
+    def _in_order(self, handler):
+        """Wrap a worker-signal handler so that handlers never nest.
+
+        napari's progress bar processes Qt events while it updates, which can
+        deliver the worker's next signal (even ``finished``) in the middle of
+        a handler; such a signal waits in a queue until the handler returns.
+        """
+
+        def call(*args) -> None:
+            self._queue.append((handler, args))
+            if self._dispatching:
+                return
+            self._dispatching = True
+            try:
+                while self._queue:
+                    queued, queued_args = self._queue.pop(0)
+                    queued(*queued_args)
+            finally:
+                self._dispatching = False
+
+        return call
 
     def _set_running(self, running: bool) -> None:
         for widget in (
