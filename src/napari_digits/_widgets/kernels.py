@@ -31,6 +31,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_digits import kernels
+from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._kernel_grid import KernelGrid
 from napari_digits.kernels import CATALOGUE, KernelError
 
@@ -123,6 +124,7 @@ class KernelsWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
+        ensure_pool_threads()
         self.viewer = viewer
         self._custom_name = ""
         self._preview_layer: Image | None = None

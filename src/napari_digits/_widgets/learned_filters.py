@@ -16,10 +16,10 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import learned_filters as lf
+from napari_digits._widgets import ensure_pool_threads
 from napari_digits.current_model import current_model
 from napari_digits.engine.protocol import ConvWeights, FeatureMaps, GetFirstLayer
 
@@ -35,21 +35,6 @@ MNIST_SOURCE = "MNIST test digit"
 TABLE_COLUMNS = ("filter", "channel", "r", "closest kernel")
 #: pixels above every row of tiles, where the filter indices are written
 LABEL_SPACE = 10
-
-
-def ensure_pool_threads(minimum: int = 8) -> None:
-    """Give Qt's global thread pool at least ``minimum`` threads.
-
-    napari's workers run on ``QThreadPool.globalInstance()``, sized to the
-    CPU count (2 on a small CI machine). When every pool thread holds a
-    worker that waits for the GIL, Qt's threaded image scaling on the GUI
-    thread (napari's activity spinner, started with a progress bar) waits
-    for a free pool thread while holding the GIL: a deadlock. Workers that
-    mostly wait on the engine cost nothing as threads.
-    """
-    pool = QThreadPool.globalInstance()
-    if pool.maxThreadCount() < minimum:
-        pool.setMaxThreadCount(minimum)
 
 
 def first_layer(model: str) -> ConvWeights:

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_digits import results
+from napari_digits._widgets import ensure_pool_threads
 from napari_digits.current_model import current_model
 from napari_digits.scan import Scan, ScanError, find_digits
 
@@ -62,23 +63,12 @@ CORRECTED = list(COLUMNS).index("corrected")
 OK_COLOUR, REVIEW_COLOUR, CORRECTED_COLOUR = "lime", "orangered", "cyan"
 
 
-class ClassifyError(Exception):
-    """The engine could not classify the digits; the message says why.
-
-    Not a RuntimeError (as the engine's errors are): napari's generator
-    workers take a RuntimeError for a deleted worker and drop it silently.
-    """
-
-
 def classify(model: str, crops: np.ndarray) -> np.ndarray:
     """Ask the engine for the crops' probabilities (worker thread)."""
-    from napari_digits.engine.client import EngineError, get_engine
+    from napari_digits.engine.client import get_engine
     from napari_digits.engine.protocol import Predict
 
-    try:
-        return get_engine().call(Predict(model=model, images=crops))
-    except EngineError as exc:
-        raise ClassifyError(str(exc)) from exc
+    return get_engine().call(Predict(model=model, images=crops))
 
 
 def read_job(image: np.ndarray, model: str, options: dict[str, Any], file: str):
@@ -176,6 +166,7 @@ class ScanWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
+        ensure_pool_threads()
         self.viewer = viewer
         self.rows: list[results.DigitRow] = []
         self.scan: Scan | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
+from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._curves import TrainingCurves
 from napari_digits.current_model import current_model
 from napari_digits.engine import protocol as p
@@ -45,28 +45,8 @@ YIELD_EVERY = 0.1
 BAR_EVERY = 0.5
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """An architecture's own training defaults, shown in the form."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-
-
 #: the architectures the engine trains, with their defaults
-RECIPES = {
-    "default": Recipe(epochs=3, batch_size=128, learning_rate=0.003),
-    "tutorial": Recipe(epochs=10, batch_size=64, learning_rate=0.01),
-}
-
-
-class RequestFailed(Exception):
-    """An engine request failed; the message is the engine's, for the user.
-
-    Not a ``RuntimeError`` (as :class:`~napari_digits.engine.client.EngineError`
-    is) because napari's generator workers drop those without any signal.
-    """
+RECIPES = p.ARCHITECTURES
 
 
 def default_output() -> Path:
@@ -79,26 +59,22 @@ def stream_events(engine, request) -> Generator[list, None, object]:
 
     Bundles go out at most every :data:`YIELD_EVERY` seconds (an epoch's end
     or a log line goes out at once), so that a fast training cannot flood the
-    GUI thread. Returns the request's result value; an
-    :class:`~napari_digits.engine.client.EngineError` comes out as
-    :class:`RequestFailed`.
+    GUI thread. Returns the request's result value; a failed request raises
+    :class:`~napari_digits.engine.client.EngineError`.
     """
     bundle: list = []
     last = time.monotonic()
-    try:
-        for event in engine.events(request):
-            if isinstance(event, p.Result):
-                if bundle:
-                    yield bundle
-                return event.value
-            bundle.append(event)
-            urgent = isinstance(event, p.Log) or event.progress.epoch_end
-            if urgent or time.monotonic() - last >= YIELD_EVERY:
+    for event in engine.events(request):
+        if isinstance(event, p.Result):
+            if bundle:
                 yield bundle
-                bundle, last = [], time.monotonic()
-    except EngineError as exc:
-        raise RequestFailed(str(exc)) from exc
-    raise RequestFailed("the engine ended the request without a result")
+            return event.value
+        bundle.append(event)
+        urgent = isinstance(event, p.Log) or event.progress.epoch_end
+        if urgent or time.monotonic() - last >= YIELD_EVERY:
+            yield bundle
+            bundle, last = [], time.monotonic()
+    raise EngineError("the engine ended the request without a result")
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -172,6 +148,7 @@ class TrainingWidget(Container):
             layout="horizontal",
             labels=False,
         )
+        ensure_pool_threads()
         super().__init__(
             widgets=[
                 self._architecture,
@@ -457,7 +434,7 @@ class TrainingWidget(Container):
     def _on_error(self, exc: Exception) -> None:
         if self._closed:
             return
-        known = isinstance(exc, RequestFailed | EngineError)
+        known = isinstance(exc, EngineError)
         message = str(exc) if known else f"Training failed: {exc!r}"
         self._status.value = f"Error: {message}"
         show_error(message)

@@ -36,8 +36,12 @@ DEFAULT_TIMEOUT = 300.0
 SHUTDOWN_GRACE = 3.0
 
 
-class EngineError(RuntimeError):
+class EngineError(Exception):
     """A request failed in the engine; the message is meant for the user.
+
+    Deliberately not a ``RuntimeError``: napari's generator workers take a
+    ``RuntimeError`` for a deleted worker and drop it without a signal, so a
+    widget would wait forever.
 
     ``error_type`` names the exception type raised in the engine process
     (``"FileNotFoundError"``...), or ``"EngineDied"``/``"EngineTimeout"``.

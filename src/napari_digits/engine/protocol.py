@@ -96,6 +96,23 @@ class ModelInfo:
     params: int
 
 
+@dataclass(frozen=True)
+class Hyperparameters:
+    """An architecture's own training defaults (what ``None`` in TrainConfig means)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+#: the architectures the engine trains, with their defaults; the engine's
+#: recipes and the Training widget's form both read this one table
+ARCHITECTURES: dict[str, Hyperparameters] = {
+    "default": Hyperparameters(epochs=4, batch_size=128, learning_rate=5e-3),
+    "tutorial": Hyperparameters(epochs=10, batch_size=64, learning_rate=0.01),
+}
+
+
 # --------------------------------------------------------------------------
 # requests
 # --------------------------------------------------------------------------
