@@ -13,31 +13,8 @@ and the closest-classic-kernel table, and saves the whole window to
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
-import napari
-from qtpy.QtWidgets import QApplication
-
-OUT = Path(__file__).resolve().parents[1] / ".github" / "screenshots" / "filters.png"
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    """Process Qt events until ``condition()`` holds."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the Learned filters widget did not show the filters")
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def close_notifications(viewer: napari.Viewer) -> None:
-    """Close the toasts (e.g. napari's PyQt5 deprecation) that would hide the tiles."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
+from _shots import napari, save, settle, wait_for
 
 
 def main() -> int:
@@ -46,19 +23,12 @@ def main() -> int:
     viewer.window._qt_window.resize(1280, 760)
     _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Learned filters")
     widget.show_current_model()
-    wait_for(lambda: not widget.busy)
+    wait_for(lambda: not widget.busy, 120, "showing the filters")
     if "learned filters" not in viewer.layers:
         raise RuntimeError("no filters shown: is the shipped model missing?")
     viewer.reset_view()
-    close_notifications(viewer)
-    for _ in range(20):
-        QApplication.processEvents()
-        time.sleep(0.05)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(path=str(OUT), canvas_only=False)
-    viewer.close()
-    print(f"written {OUT}")
-    return 0
+    settle()
+    return save(viewer, "filters.png")
 
 
 if __name__ == "__main__":
