@@ -11,14 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-#: subcommand name -> module (in this package) that implements it
-SUBCOMMANDS = {
-    "filter": "filter",
-    "train": "train",
-    "evaluate": "evaluate",
-    "filters": "filters",
-    "read": "read",
-}
+#: the subcommands; each is the module of that name in this package
+SUBCOMMANDS = ("filter", "train", "evaluate", "filters", "read")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kernels, learned filters, MNIST training and scan reading.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in SUBCOMMANDS.values():
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{module_name}":
-                raise
-            continue  # subcommand not available in this build
-        module.add_parser(sub)
+    for module_name in SUBCOMMANDS:
+        importlib.import_module(f"{__name__}.{module_name}").add_parser(sub)
     return parser
 
 
