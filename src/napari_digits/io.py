@@ -85,7 +85,7 @@ def atomic_path(
     fd, name = tempfile.mkstemp(
         dir=path.parent,
         prefix=f".{path.name}.",
-        suffix=(path.suffix if suffix is None else suffix) + ".tmp",
+        suffix=".tmp" + (path.suffix if suffix is None else suffix),
     )
     os.close(fd)
     tmp = Path(name)
