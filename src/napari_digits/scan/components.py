@@ -1,0 +1,211 @@
+"""Step 4: connected components and the cleanup rules that keep the digits."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+_EIGHT = np.ones((3, 3), bool)
+
+
+def erase_long_runs(mask: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """Remove horizontal and vertical runs of ink at least ``length`` long.
+
+    A binary opening with a line of ``length`` pixels (run as running sums,
+    so its cost does not grow with ``length``) finds ruled lines and page
+    borders, also where they cross a digit.
+
+    Returns
+    -------
+    mask : ndarray
+        The mask without the runs.
+    erased : int
+        How many pixels were removed.
+    """
+    length = int(max(3, length))
+    runs = np.zeros_like(mask)
+    for axis in (0, 1):
+        full = ndi.uniform_filter1d(mask.astype(np.uint8), length, axis=axis)
+        core = full >= 1.0 - 0.5 / length  # every pixel of the window is ink
+        if core.any():
+            runs |= ndi.maximum_filter1d(core, length, axis=axis, origin=0) & mask
+    erased = int(runs.sum())
+    return (mask & ~runs if erased else mask), erased
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label 8-connected components: labels, boxes (n, 4) and areas (n,)."""
+    labels, n = ndi.label(mask, structure=_EIGHT, output=np.int32)
+    slices = ndi.find_objects(labels)
+    boxes = np.array(
+        [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], np.int64
+    ).reshape(-1, 4)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    return labels, boxes, areas
+
+
+def estimate_digit_height(boxes: np.ndarray, areas: np.ndarray) -> float:
+    """Median height of the larger components (the digits on a digit page).
+
+    Components of at least a quarter of the 90th-percentile area take part,
+    so that specks, printed text and fragments do not pull the estimate.
+    """
+    if len(boxes) == 0:
+        return 0.0
+    big = areas >= 0.25 * np.percentile(areas, 90)
+    return float(np.median(boxes[big, 2] - boxes[big, 0]))
+
+
+def merge_fragments(boxes: np.ndarray, height: float) -> np.ndarray:
+    """Group components that are fragments of one broken digit.
+
+    Two boxes merge when the union is at most 1.3 digit heights tall and 1.2
+    wide and either they overlap in columns by half the narrower width with a
+    vertical gap under 0.3 digit heights (a broken stroke of a 5 or a 7), or
+    both are shorter than 0.75 digit heights and their boxes intersect (a
+    diagonal break, as in an 8). Fragments side by side, not intersecting,
+    are not merged: on a page they cannot be told from a number's digits.
+
+    Returns
+    -------
+    ndarray
+        int ``(n,)``: the group of each box (the smallest member's index).
+    """
+    n = len(boxes)
+    group = np.arange(n)
+    if n > 20_000:
+        return group  # a noise field: merging is meaningless and quadratic
+    union = boxes.copy()
+    reach = int(0.3 * height)
+    for i in np.argsort(boxes[:, 1]):
+        gi = _root(group, i)
+        b = union[gi]
+        near = (union[:, 1] < b[3] + reach) & (union[:, 3] > b[1] - reach)
+        near &= (union[:, 0] < b[2] + reach) & (union[:, 2] > b[0] - reach)
+        for j in np.flatnonzero(near):
+            gj = _root(group, j)
+            if gj != gi and _mergeable(union[gi], union[gj], height):
+                lo, hi = min(gi, gj), max(gi, gj)
+                group[hi] = lo
+                union[lo] = _union(union[gi], union[gj])
+                gi = lo
+    return np.array([_root(group, i) for i in range(n)])
+
+
+def _root(group: np.ndarray, i: int) -> int:
+    while group[i] != i:
+        group[i] = group[group[i]]
+        i = group[i]
+    return int(i)
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array(
+        [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+    )
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, axis: int) -> int:
+    return int(min(a[axis + 2], b[axis + 2]) - max(a[axis], b[axis]))
+
+
+def _mergeable(a: np.ndarray, b: np.ndarray, height: float) -> bool:
+    u = _union(a, b)
+    if u[2] - u[0] > 1.3 * height or u[3] - u[1] > 1.2 * height:
+        return False
+    narrow = min(a[3] - a[1], b[3] - b[1])
+    if _overlap(a, b, 1) >= 0.5 * narrow and -_overlap(a, b, 0) <= 0.3 * height:
+        return True  # stacked: a bar above its stem
+    short = max(a[2] - a[0], b[2] - b[0]) < 0.75 * height
+    return short and _overlap(a, b, 0) > 0 and _overlap(a, b, 1) > 0  # diagonal
+
+
+def digit_like(boxes: np.ndarray, areas: np.ndarray, height: float) -> np.ndarray:
+    """Which (merged) components can be digits, by size and shape.
+
+    Rejected: taller than 1.8 digit heights or wider than 6 (ruled lines,
+    borders, long strokes); shorter than 0.45 digit heights (dust, dashes,
+    printed text); less ink than 5% of a digit height squared (hairlines);
+    solid blobs (over 75% of the box inked, both sides over 0.4 heights).
+    """
+    h = (boxes[:, 2] - boxes[:, 0]).astype(float)
+    w = (boxes[:, 3] - boxes[:, 1]).astype(float)
+    fill = areas / np.maximum(h * w, 1)
+    too_big = (h > 1.8 * height) | (w > 6 * height)
+    too_small = (h < 0.45 * height) | (areas < 0.05 * height**2)
+    blob = (fill > 0.75) & (h > 0.4 * height) & (w > 0.4 * height)
+    return ~(too_big | too_small | blob)
+
+
+def _select(boxes, areas, specks, height):
+    """Merge fragments and keep digit-like groups: a label lookup table."""
+    idx = np.flatnonzero(~specks)
+    roots, member = np.unique(merge_fragments(boxes[idx], height), return_inverse=True)
+    gboxes = _group_boxes(boxes[idx], member, len(roots))
+    gareas = np.bincount(member, weights=areas[idx], minlength=len(roots))
+    ok = digit_like(gboxes, gareas, height)
+    owner = np.where(ok, np.arange(len(roots)), -1)
+    owner = attach_orphans(gboxes, gareas, owner, height)
+    kept = np.flatnonzero(ok)
+    new_id = np.zeros(len(roots), np.int32)
+    new_id[kept] = np.arange(1, len(kept) + 1)
+    lut = np.zeros(len(boxes) + 1, np.int32)
+    has = owner[member] >= 0
+    lut[idx[has] + 1] = new_id[owner[member[has]]]
+    final = _group_boxes(boxes[idx[has]], new_id[owner[member[has]]] - 1, len(kept))
+    return lut, list(final)
+
+
+def _group_boxes(boxes: np.ndarray, member: np.ndarray, n: int) -> np.ndarray:
+    """Bounding box of each group of boxes (``member``: group of each box)."""
+    out = np.empty((n, 4), np.int64)
+    out[:, :2] = np.iinfo(np.int64).max
+    out[:, 2:] = np.iinfo(np.int64).min
+    np.minimum.at(out[:, 0], member, boxes[:, 0])
+    np.minimum.at(out[:, 1], member, boxes[:, 1])
+    np.maximum.at(out[:, 2], member, boxes[:, 2])
+    np.maximum.at(out[:, 3], member, boxes[:, 3])
+    return out
+
+
+def attach_orphans(
+    boxes: np.ndarray, areas: np.ndarray, owner: np.ndarray, height: float
+) -> np.ndarray:
+    """Give a stray stroke to the digit next to it.
+
+    A rejected piece that is too small to be a digit on its own but has ink
+    (at least 3% of a digit height squared: the detached bar of a 5 or a 7)
+    joins the nearest kept digit within 0.2 digit heights when the union
+    still has a digit's size (1.3 heights tall, 1.2 wide).
+
+    Parameters
+    ----------
+    boxes, areas : ndarray
+        Boxes ``(n, 4)`` and ink areas ``(n,)`` of the merged components.
+    owner : ndarray
+        ``(n,)``: the kept digit each component belongs to, -1 if rejected.
+
+    Returns
+    -------
+    ndarray
+        ``owner`` with the stray strokes attached.
+    """
+    digits = np.flatnonzero(owner >= 0)
+    h = boxes[:, 2] - boxes[:, 0]
+    stray = (owner < 0) & (h < 0.45 * height) & (areas >= 0.03 * height**2)
+    if not digits.size or len(boxes) > 20_000:
+        return owner
+    owner = owner.copy()
+    d = boxes[digits]
+    for i in np.flatnonzero(stray):
+        b = boxes[i]
+        gap_r = np.maximum(0, np.maximum(d[:, 0] - b[2], b[0] - d[:, 2]))
+        gap_c = np.maximum(0, np.maximum(d[:, 1] - b[3], b[1] - d[:, 3]))
+        union_h = np.maximum(d[:, 2], b[2]) - np.minimum(d[:, 0], b[0])
+        union_w = np.maximum(d[:, 3], b[3]) - np.minimum(d[:, 1], b[1])
+        gap = np.maximum(gap_r, gap_c).astype(float)
+        fits = (gap <= 0.2 * height) & (union_h <= 1.3 * height)
+        fits &= union_w <= 1.2 * height
+        if fits.any():
+            owner[i] = digits[np.flatnonzero(fits)[np.argmin(gap[fits])]]
+    return owner

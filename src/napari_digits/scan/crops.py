@@ -1,0 +1,105 @@
+"""Step 5: MNIST-style 28x28 crops of the digits found."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_digits.scan.gray import resize
+from napari_digits.scan.regions import BOX, FIELD, DigitRegion
+
+#: ink below this (relative to the stroke) is not part of the digit's box
+FRINGE = 0.35
+
+
+def normalize_crop(
+    ink: np.ndarray, *, box: int = BOX, field: int = FIELD
+) -> np.ndarray:
+    """Make a 28x28 MNIST-style image of one digit.
+
+    Parameters
+    ----------
+    ink : ndarray
+        float ``(h, w)`` in 0..1 (1 = full ink) covering exactly the digit's
+        bounding box; anything outside the digit must already be 0.
+    box, field : int
+        The longest side is scaled to ``box`` pixels (aspect ratio kept,
+        anti-aliased), then the digit is placed in a ``field`` x ``field``
+        image so that its centre of mass sits in the middle.
+
+    Returns
+    -------
+    ndarray
+        uint8 ``(field, field)``, white ink on black, 0..255 like MNIST.
+
+    Examples
+    --------
+    >>> crop = normalize_crop(np.ones((40, 10)))
+    >>> crop.shape, crop.dtype, crop.max()
+    ((28, 28), dtype('uint8'), np.uint8(255))
+    """
+    h, w = ink.shape
+    scale = box / max(h, w)
+    shape = (max(1, round(h * scale)), max(1, round(w * scale)))  # area average
+    small = resize(ink, shape, area=True)
+    small = small / max(float(small.max()), 1e-6)  # darkest stroke: 255, as MNIST
+    out = np.zeros((field, field), np.float32)
+    if small.sum() <= 0:
+        return out.astype(np.uint8)
+    cy, cx = ndi.center_of_mass(small)  # MNIST: whole-pixel shift to the centre
+    top = min(max(round(field / 2 - cy), 0), field - shape[0])
+    left = min(max(round(field / 2 - cx), 0), field - shape[1])
+    out[top : top + shape[0], left : left + shape[1]] = small
+    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def _crop_ink(
+    strength: np.ndarray, own: np.ndarray, box: tuple[int, ...], margin: int
+) -> np.ndarray:
+    """Cut the digit's ink: its own pixels and their faint fringe.
+
+    The fringe (``margin`` pixels around the thresholded shape) holds the
+    anti-aliased edge that MNIST's 20-pixel box includes; ink of neighbours
+    is left out. Values are divided by the stroke's typical strength.
+    """
+    r0, c0, r1, c1 = box
+    top, left = min(margin, r0), min(margin, c0)
+    bottom = min(margin, strength.shape[0] - r1)
+    right = min(margin, strength.shape[1] - c1)
+    padded = np.pad(own, ((top, bottom), (left, right)))
+    keep = ndi.maximum_filter(padded.view(np.uint8), size=2 * margin + 1)
+    ink = np.where(keep, strength[r0 - top : r1 + bottom, c0 - left : c1 + right], 0)
+    core = ink[padded]
+    k = int(0.9 * (core.size - 1))  # the 90th percentile, cheaply
+    level = float(np.partition(core, k)[k])
+    ink = np.clip(ink / max(level, 1e-3), 0.0, 1.0)
+    rows = np.flatnonzero(ink.max(axis=1) > FRINGE)
+    cols = np.flatnonzero(ink.max(axis=0) > FRINGE)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _region(lab, mask, box, strength, touching, margin):
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return None, None
+    r0, c0 = box[0], box[1]
+    tight = (
+        r0 + int(rows.min()),
+        c0 + int(cols.min()),
+        r0 + int(rows.max()) + 1,
+        c0 + int(cols.max()) + 1,
+    )
+    own = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    ink = _crop_ink(strength, own, tight, margin)
+    region = DigitRegion(
+        label=int(lab),
+        bbox=tight,
+        centroid=(float(rows.mean() + r0), float(cols.mean() + c0)),
+        area=int(rows.size),
+        touching=touching,
+    )
+    return region, normalize_crop(ink)
+
+
+def _no_crops() -> np.ndarray:
+    return np.zeros((0, FIELD, FIELD), np.uint8)

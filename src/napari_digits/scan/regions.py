@@ -1,0 +1,68 @@
+"""What a scan returns: the digit regions, the scan, its error and constants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: side of the MNIST field and of the box the digit is scaled into
+FIELD = 28
+BOX = 20
+#: digits smaller than this (pixels) cannot be read; smaller "digits" are grain
+MIN_HEIGHT = 8
+
+Progress = Callable[[str], None]
+
+
+class ScanError(ValueError):
+    """The image cannot be scanned as given; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DigitRegion:
+    """One digit found on the page.
+
+    ``bbox`` is ``(min_row, min_col, max_row, max_col)`` in page pixels, the
+    max exclusive (scikit-image's convention); ``centroid`` is the centre of
+    mass of its ink; ``label`` its value in :attr:`Scan.labels`; ``touching``
+    is True when it was cut out of a wider component.
+    """
+
+    label: int
+    bbox: tuple[int, int, int, int]
+    centroid: tuple[float, float]
+    area: int
+    touching: bool = False
+
+    @property
+    def height(self) -> int:
+        """Height of the bounding box in pixels."""
+        return self.bbox[2] - self.bbox[0]
+
+    @property
+    def width(self) -> int:
+        """Width of the bounding box in pixels."""
+        return self.bbox[3] - self.bbox[1]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`find_digits` found on a page.
+
+    ``crops[i]`` is the 28x28 uint8 MNIST-style image of ``regions[i]``;
+    ``labels`` the page-sized label image (0 background, one label a digit);
+    ``ink`` is ``"dark"`` or ``"light"``; ``messages`` says what the cleanup
+    did, for the user.
+    """
+
+    regions: tuple[DigitRegion, ...]
+    crops: np.ndarray
+    labels: np.ndarray
+    ink: str
+    digit_height: float
+    messages: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.regions)
