@@ -1,0 +1,360 @@
+"""Real-documents benchmark: real handwriting, printed digits, MNIST, sample page.
+
+Run with ``.venv/bin/python bench/run.py real``. One row a set, read with
+:func:`napari_digits.results.read_page` (what ``napari-digits read`` and the
+Read digits widget do) and the model in ``BENCH_MODEL`` (default: the shipped
+model), TensorFlow in this process as in the command line:
+
+- ORAND-CAR-A ``val`` (``$REAL_DIR/orand-car-a``, 128 cheque amounts, 562
+  digits): predicted boxes are matched to the labelled boxes (IoU >= 0.3, see
+  :func:`napari_digits.results.score`); *found* and *correct* are fractions of
+  the labelled digits, *spurious* the fraction of the predicted digits that
+  match no labelled digit (marks, specks, pieces), *amounts exact* the
+  fraction of images whose digits read left to right equal the label
+  (punctuation ignored: marks read as ``-1`` are left out);
+- Semeion and optdigits (all digits), laid out as pages: dark ink on light
+  paper, 48 px a digit, 24 px between digits, 20 a line;
+- printed digits: 0-9 rendered from every DejaVu, Liberation and FreeFont
+  file that ``fc-list`` knows, 48 px tall, one line a font;
+- MNIST test accuracy of the model (the 10,000 test crops, no page);
+- the shipped sample page (``sample_data/scanned_page.jpg``).
+
+The real sets are read from ``REAL_DIR`` (default ``../shared/data/real``
+next to the repository, i.e. ``/work/shared/data/real``); a set that is not
+there is reported as missing. ``BENCH_ORAND_SPLIT`` picks another ORAND
+split (``val`` by default). Times are wall seconds for the whole set.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DIGIT_PX = 48
+GAP_PX = 24
+PER_LINE = 20
+PER_PAGE = 200
+FONT_FAMILIES = ("dejavu", "liberation", "free")
+
+
+def real_dir() -> Path:
+    """Where the real sets are (``REAL_DIR``, else /work/shared/data/real)."""
+    env = os.environ.get("REAL_DIR")
+    if env:
+        return Path(env)
+    for candidate in (REPO.parent / "shared/data/real", Path("/work/shared/data/real")):
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared/data/real"
+
+
+def row(name, n, found=None, correct=None, spurious=None, exact=None, s=0.0, note=""):
+    """One table row; fractions as floats, missing values empty."""
+    return {
+        "set": name,
+        "digits": n,
+        "found": found,
+        "correct": correct,
+        "spurious": spurious,
+        "amounts exact": exact,
+        "seconds": round(s, 1),
+        "note": note,
+    }
+
+
+# --------------------------------------------------------------------------
+# ORAND-CAR-A
+# --------------------------------------------------------------------------
+
+
+def orand_items(root: Path, split: str) -> list[dict]:
+    """The labelled images of one ORAND split: path, digit string, true boxes."""
+    items = []
+    with open(root / "labels.csv", newline="") as f:
+        for rec in csv.DictReader(f):
+            if rec["split"] != split:
+                continue
+            truth = []
+            for part in filter(None, rec["boxes_xywh_label"].split(";")):
+                x, y, w, h, label = (int(v) for v in part.split())
+                truth.append(
+                    {
+                        "min_row": y,
+                        "min_col": x,
+                        "max_row": y + h,
+                        "max_col": x + w,
+                        "label": label,
+                    }
+                )
+            items.append(
+                {"path": root / rec["file"], "digits": rec["digit_string"], "truth": truth}
+            )
+    return items
+
+
+def digits_read(rows) -> str:
+    """The digits of a table left to right; marks (value < 0) left out."""
+    keep = sorted((r for r in rows if r.value >= 0), key=lambda r: r.min_col)
+    return "".join(str(r.value) for r in keep)
+
+
+def orand(predict: Callable, split: str = "val", read=None) -> dict:
+    """Read every image of an ORAND split and score it (see the module doc)."""
+    from napari_digits.io import read_image
+    from napari_digits.results import score
+
+    read = read or _read_page
+    root = real_dir() / "orand-car-a"
+    if not (root / "labels.csv").is_file():
+        return row(f"ORAND-CAR-A {split}", 0, note=f"missing: {root}")
+    items = orand_items(root, split)
+    t = time.perf_counter()
+    truth = found = correct = extra = predicted = exact = 0
+    for item in items:
+        image = read_image(item["path"])
+        rows = [r for r in read(image, predict) if r.value >= 0]
+        s = score(rows, item["truth"])
+        truth += s.truth
+        found += s.found
+        correct += s.correct
+        extra += s.extra
+        predicted += len(rows)
+        exact += digits_read(rows) == item["digits"]
+    return row(
+        f"ORAND-CAR-A {split}",
+        truth,
+        found / truth,
+        correct / truth,
+        extra / max(predicted, 1),
+        exact / len(items),
+        time.perf_counter() - t,
+        f"{len(items)} amounts, {predicted} digits predicted",
+    )
+
+
+def _read_page(image, predict):
+    from napari_digits.results import read_page
+
+    return read_page(image, predict)[1]
+
+
+# --------------------------------------------------------------------------
+# digits laid out as pages
+# --------------------------------------------------------------------------
+
+
+def layout(
+    images: np.ndarray, labels: np.ndarray, *, seed: int = 0
+) -> list[tuple[np.ndarray, list[dict]]]:
+    """Lay ink images (255 = ink) out as pages of dark ink on light paper.
+
+    Each digit is scaled (bilinear) so that its box is ``DIGIT_PX`` tall and
+    placed ``GAP_PX`` from its neighbours, ``PER_LINE`` a line; the paper has
+    a little noise. Returns ``(page uint8, truth rows)`` per page.
+    """
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    side = images.shape[1]
+    zoom = DIGIT_PX / side
+    cell = DIGIT_PX + GAP_PX
+    pages = []
+    for start in range(0, len(images), PER_PAGE):
+        chunk = images[start : start + PER_PAGE]
+        lines = -(-len(chunk) // PER_LINE)
+        shape = (lines * cell + GAP_PX, PER_LINE * cell + GAP_PX)
+        ink = np.zeros(shape, np.float32)
+        truth = []
+        for k, image in enumerate(chunk):
+            big = np.clip(ndi.zoom(image.astype(np.float32) / 255, zoom, order=1), 0, 1)
+            r, c = GAP_PX + (k // PER_LINE) * cell, GAP_PX + (k % PER_LINE) * cell
+            ink[r : r + big.shape[0], c : c + big.shape[1]] = big
+            rows, cols = np.nonzero(big > 0.5)
+            if rows.size == 0:
+                continue
+            truth.append(
+                {
+                    "min_row": r + int(rows.min()),
+                    "min_col": c + int(cols.min()),
+                    "max_row": r + int(rows.max()) + 1,
+                    "max_col": c + int(cols.max()) + 1,
+                    "label": int(labels[start + k]),
+                }
+            )
+        paper = 0.9 + 0.02 * rng.standard_normal(shape)
+        page = paper * (1 - ink) + 0.12 * ink
+        pages.append((np.clip(page * 255, 0, 255).astype(np.uint8), truth))
+    return pages
+
+
+def pages_row(name: str, pages, predict, read=None) -> dict:
+    """Read laid-out pages and score them against their truth."""
+    from napari_digits.results import score
+
+    read = read or _read_page
+    t = time.perf_counter()
+    truth = found = correct = extra = predicted = 0
+    for page, rows_true in pages:
+        rows = [r for r in read(page, predict) if r.value >= 0]
+        s = score(rows, rows_true)
+        truth += s.truth
+        found += s.found
+        correct += s.correct
+        extra += s.extra
+        predicted += len(rows)
+    return row(
+        name,
+        truth,
+        found / max(truth, 1),
+        correct / max(truth, 1),
+        extra / max(predicted, 1),
+        None,
+        time.perf_counter() - t,
+        f"{len(pages)} pages",
+    )
+
+
+def uci_row(name: str, file: str, predict, read=None) -> dict:
+    """Semeion or optdigits, all digits, as pages."""
+    path = real_dir() / file
+    if not path.is_file():
+        return row(name, 0, note=f"missing: {path}")
+    with np.load(path) as data:
+        images, labels = data["images"], data["labels"]
+    return pages_row(name, layout(images, labels), predict, read)
+
+
+# --------------------------------------------------------------------------
+# printed digits
+# --------------------------------------------------------------------------
+
+
+def font_files(families=FONT_FAMILIES) -> list[Path]:
+    """The system's font files of the given families (``fc-list``), sorted."""
+    try:
+        out = subprocess.run(
+            ["fc-list", ":", "file"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    files = {Path(line.split(":")[0].strip()) for line in out.splitlines()}
+    return sorted(
+        f
+        for f in files
+        if f.suffix.lower() in (".ttf", ".otf")
+        and any(fam in f.name.lower() for fam in families)
+    )
+
+
+def printed_pages(fonts: list[Path]) -> list[tuple[np.ndarray, list[dict]]]:
+    """Digits 0-9 of each font, one line a font, ``DIGIT_PX`` tall, spaced."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    cell = DIGIT_PX + GAP_PX
+    shape = (len(fonts) * (DIGIT_PX * 2) + GAP_PX * 2, 10 * cell + GAP_PX * 2)
+    page = Image.new("L", (shape[1], shape[0]), 235)
+    draw = ImageDraw.Draw(page)
+    truth = []
+    for i, path in enumerate(fonts):
+        font = _font_for_height(path, DIGIT_PX)
+        top = GAP_PX + i * DIGIT_PX * 2
+        for d in range(10):
+            x = GAP_PX + d * cell
+            left, upper, right, lower = draw.textbbox((x, top), str(d), font=font)
+            draw.text((x, top), str(d), font=font, fill=20)
+            truth.append(
+                {
+                    "min_row": upper,
+                    "min_col": left,
+                    "max_row": lower,
+                    "max_col": right,
+                    "label": d,
+                }
+            )
+    return [(np.asarray(page), truth)]
+
+
+def _font_for_height(path: Path, height: int):
+    """The font at the size whose digit "0" is ``height`` pixels tall."""
+    from PIL import ImageFont
+
+    probe = ImageFont.truetype(str(path), 100)
+    _, top, _, bottom = probe.getbbox("0")
+    return ImageFont.truetype(str(path), max(8, round(100 * height / (bottom - top))))
+
+
+def printed_row(predict, read=None) -> dict:
+    """Printed digits of the system fonts, read as a page."""
+    fonts = [f for f in font_files() if "math" not in f.name.lower()]
+    if not fonts:
+        return row("printed (system fonts)", 0, note="no DejaVu/Liberation/FreeFont")
+    r = pages_row("printed (system fonts)", printed_pages(fonts), predict, read)
+    r["note"] = f"{len(fonts)} fonts"
+    return r
+
+
+# --------------------------------------------------------------------------
+# MNIST and the sample page
+# --------------------------------------------------------------------------
+
+
+def mnist_row(predict) -> dict:
+    """Accuracy on the 10,000 MNIST test crops."""
+    from napari_digits.data import load_mnist
+
+    mnist = load_mnist()
+    t = time.perf_counter()
+    probs = predict(mnist.x_test)
+    acc = float((np.argmax(probs[:, :10], axis=1) == mnist.y_test).mean())
+    return row("MNIST test", len(mnist.y_test), None, acc, s=time.perf_counter() - t)
+
+
+def sample_row(predict, read=None) -> dict:
+    """The shipped sample page and its truth."""
+    from PIL import Image
+
+    from napari_digits.synthetic import read_truth
+
+    sample = REPO / "sample_data" / "scanned_page.jpg"
+    image = np.asarray(Image.open(sample))
+    return pages_row(
+        "sample page", [(image, read_truth(sample.with_suffix(".csv")))], predict, read
+    )
+
+
+def model_path() -> str:
+    """``BENCH_MODEL`` or the shipped model."""
+    from napari_digits.current_model import shipped_model_path
+
+    return os.environ.get("BENCH_MODEL") or str(shipped_model_path())
+
+
+def run() -> list[dict]:
+    """Every set, one row each (see the module's docstring)."""
+    from napari_digits.engine import models
+
+    path = model_path()
+
+    def predict(crops):
+        return models.predict(path, crops)
+
+    predict(np.zeros((1, 28, 28), np.uint8))  # load the model once
+    split = os.environ.get("BENCH_ORAND_SPLIT", "val")
+    out = [
+        orand(predict, split),
+        uci_row("Semeion (pages)", "semeion.npz", predict),
+        uci_row("optdigits (pages)", "optdigits.npz", predict),
+        printed_row(predict),
+        mnist_row(predict),
+        sample_row(predict),
+    ]
+    for r in out:
+        r["model"] = Path(path).name
+    return out
