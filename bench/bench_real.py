@@ -93,9 +93,8 @@ def orand_items(root: Path, split: str) -> list[dict]:
                         "label": label,
                     }
                 )
-            items.append(
-                {"path": root / rec["file"], "digits": rec["digit_string"], "truth": truth}
-            )
+            path, digits = root / rec["file"], rec["digit_string"]
+            items.append({"path": path, "digits": digits, "truth": truth})
     return items
 
 
@@ -255,7 +254,7 @@ def font_files(families=FONT_FAMILIES) -> list[Path]:
 
 def printed_pages(fonts: list[Path]) -> list[tuple[np.ndarray, list[dict]]]:
     """Digits 0-9 of each font, one line a font, ``DIGIT_PX`` tall, spaced."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     cell = DIGIT_PX + GAP_PX
     shape = (len(fonts) * (DIGIT_PX * 2) + GAP_PX * 2, 10 * cell + GAP_PX * 2)
