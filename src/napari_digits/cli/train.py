@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--mixed-precision", action="store_true", help="GPU only")
     parser.add_argument("--resume", action="store_true", help="continue --out")
     parser.add_argument("--time-budget", type=float, help="stop after N seconds")
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="make half of each batch look like real scans and add printed "
+        "digits of the system fonts (slower; see napari_digits.augment)",
+    )
     parser.add_argument("--train-limit", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--test-limit", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         test_limit=args.test_limit,
         resume=args.resume,
         time_budget=args.time_budget,
+        augment=args.augment,
     )
     models = engine_models()
 

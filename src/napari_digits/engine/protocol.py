@@ -150,6 +150,7 @@ class TrainConfig:
     test_limit: int | None = None
     resume: bool = False
     time_budget: float | None = None  # seconds of training, then stop cleanly
+    augment: bool = False  # real-paper augmentation and printed digits (augment.py)
 
 
 @dataclass(frozen=True)

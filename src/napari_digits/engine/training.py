@@ -90,22 +90,64 @@ def to_float(images: np.ndarray) -> np.ndarray:
 
 
 def make_dataset(
-    data: Mnist, r: Recipe, batch_size: int, seed: int, epochs: int
+    data: Mnist,
+    r: Recipe,
+    batch_size: int,
+    seed: int,
+    epochs: int,
+    augment: bool = False,
 ) -> tf.data.Dataset:
     """Shuffled, batched training batches with one-hot labels.
 
     Runs of at least ``r.shift_from`` epochs get random shifts (a parallel
     map over whole batches, prefetched so the cores never wait for data).
+    ``augment`` adds printed digits of the system fonts (one for every ten
+    MNIST images) and makes half of each batch look like real scans
+    (:func:`napari_digits.augment.augment_batch`, seeded by ``seed``).
     """
-    x, y = to_float(data.x_train), np.eye(10, dtype=np.float32)[data.y_train]
+    x_train, y_train = data.x_train, data.y_train
+    if augment:
+        x_train, y_train = _with_fonts(x_train, y_train, seed)
+    x, y = to_float(x_train), np.eye(10, dtype=np.float32)[y_train]
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True)
+    if augment:
+        ds = ds.enumerate().map(
+            lambda i, xy: _augmented(i, xy, seed), num_parallel_calls=2
+        )
     if r.shift > 0 and epochs >= r.shift_from:
         ds = ds.map(
             lambda a, b: shift_images(a, b, r.shift),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_fonts(x: np.ndarray, y: np.ndarray, seed: int) -> tuple:
+    from napari_digits import augment
+
+    rng = np.random.default_rng([seed, 10])
+    fx, fy = augment.font_digits(augment.font_files(), len(x) // 10, rng)
+    return np.concatenate([x, fx]), np.concatenate([y, fy])
+
+
+def _augmented(i: tf.Tensor, xy: tuple, seed: int) -> tuple:
+    """Augment one batch in numpy (a tf.data map).
+
+    Seeded by the run's seed, the batch's index and its images: the shuffle
+    differs each epoch, and so do the distortions.
+    """
+    import zlib
+
+    from napari_digits import augment
+
+    def run(index, images):
+        rng = np.random.default_rng([seed, int(index), zlib.crc32(images.tobytes())])
+        return augment.augment_batch(images[..., 0], rng)[..., None]
+
+    x, y = xy
+    out = tf.numpy_function(run, [i, x], tf.float32, stateful=True)
+    return tf.ensure_shape(out, x.shape), y
 
 
 def test_accuracy(model: keras.Model, data: Mnist, batch: int = 2000) -> float:
@@ -357,8 +399,8 @@ def train(
         log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
         model, start, history = _prepare(config, r, device, log)
         epochs = config.epochs or r.epochs
-        dataset = make_dataset(data, r, batch_size, config.seed, epochs)
-        batches = len(data.x_train) // batch_size
+        dataset = make_dataset(data, r, batch_size, config.seed, epochs, config.augment)
+        batches = len(dataset)
         hooks = (on_progress, should_stop, log)
         run = _Run(config, r, data, batches, start, history, hooks)
         if start < run.epochs:

@@ -1,0 +1,273 @@
+"""Make MNIST digits look like the digits a scan of real paper gives.
+
+Pure numpy/scipy (no TensorFlow): the engine's training pipeline calls
+:func:`augment_batch` on batches of training images when a run asks for
+``augment`` (``napari-digits train --augment``). Each image, with probability
+``p``, goes through the steps a real crop has been through, then is
+normalised again by the reader's own recipe
+(:func:`napari_digits.scan.normalize_crop`), so that the network sees what
+the reader will show it:
+
+1. *distortion*: a random affine map (rotation, shear, an aspect ratio from
+   narrow to wide: forms that stretch each digit to fill its box) and an
+   elastic field (smoothed random displacements);
+2. *stroke width*: grey dilation or erosion (thick felt pens, thin ball
+   points);
+3. *coarse binary scans*: the digit reduced to 12-20 pixels, thresholded,
+   and scaled back (16x16 and 32x32 form scanners);
+4. *neighbours*: a slice of another digit glued at the left or right edge
+   (what a cut between touching digits leaves behind);
+5. after normalisation: *blur*, *noise*, and faint *printed patterns*
+   (lines, dots, hatching of cheque paper) behind the ink.
+
+:func:`font_digits` renders the digits of the system's fonts (printed
+digits) as MNIST-style crops.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_digits.scan import normalize_crop
+
+#: side of the canvas the distortions work on (room for wide digits)
+CANVAS = 40
+#: font families rendered by :func:`font_digits` (``fc-list`` file names)
+FONT_FAMILIES = ("dejavu", "liberation", "free")
+
+
+def augment_batch(
+    images: np.ndarray, rng: np.random.Generator, *, p: float = 0.5
+) -> np.ndarray:
+    """Augment a batch of MNIST-style digits (see the module's docstring).
+
+    Parameters
+    ----------
+    images : ndarray
+        uint8 ``(N, 28, 28)`` (or float in 0..1), white ink on black.
+    rng : numpy.random.Generator
+        The randomness (seed it for reproducible runs).
+    p : float
+        Probability that an image is augmented; the others are returned as
+        they are.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``images``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.zeros((4, 28, 28), np.uint8); x[:, 6:22, 12:16] = 255
+    >>> augment_batch(x, rng, p=1.0).shape
+    (4, 28, 28)
+    """
+    x = np.asarray(images)
+    floats = x.dtype != np.uint8
+    out = x.astype(np.float32) / (1.0 if floats else 255.0)
+    chosen = np.flatnonzero(rng.random(len(x)) < p)
+    if chosen.size:
+        out[chosen] = _augment(out[chosen], out, rng)
+    if floats:
+        return out.astype(x.dtype)
+    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def _augment(x: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = len(x)
+    canvas = np.zeros((n, CANVAS, CANVAS), np.float32)
+    o = (CANVAS - 28) // 2
+    canvas[:, o : o + 28, o : o + 28] = x
+    canvas = distort(canvas, rng)
+    canvas = stroke_width(canvas, rng)
+    canvas = _neighbours(canvas, pool, rng)
+    result = np.empty((n, 28, 28), np.float32)
+    coarse = rng.random(n) < 0.2
+    for i in range(n):
+        ink = _tight(canvas[i])
+        if ink is None:
+            result[i] = x[i]
+            continue
+        if coarse[i]:
+            ink = _coarse(ink, rng)
+        result[i] = normalize_crop(ink).astype(np.float32) / 255.0
+    return clutter(result, rng)
+
+
+def distort(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random affine map and elastic field, per image, about the centre."""
+    n, h, w = canvas.shape
+    angle = np.deg2rad(rng.uniform(-15, 15, n))
+    shear = rng.uniform(-0.3, 0.3, n)
+    sy = rng.uniform(0.85, 1.15, n)
+    sx = sy * np.exp(rng.uniform(np.log(0.6), np.log(1.8), n))
+    cos, sin = np.cos(angle), np.sin(angle)
+    # output -> input coordinates: inverse of rotate @ shear @ scale
+    a = np.stack([[cos, -sin], [sin, cos]]).transpose(2, 0, 1)
+    s = np.stack([[np.ones(n), shear], [np.zeros(n), np.ones(n)]]).transpose(2, 0, 1)
+    k = np.stack([[sy, np.zeros(n)], [np.zeros(n), sx]]).transpose(2, 0, 1)
+    inv = np.linalg.inv(a @ s @ k)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    c = np.stack([yy - h / 2, xx - w / 2])  # (2, h, w)
+    src = np.einsum("nij,jhw->inhw", inv, c)
+    alpha = rng.uniform(0, 2.5, n)[:, None, None]
+    field = rng.uniform(-1, 1, (2, n, h, w)).astype(np.float32)
+    field = ndi.gaussian_filter(field, sigma=(0, 0, 4, 4))
+    field /= np.maximum(np.abs(field).max(axis=(2, 3), keepdims=True), 1e-6)
+    src[0] += h / 2 + alpha * field[0]
+    src[1] += w / 2 + alpha * field[1]
+    idx = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], (n, h, w))
+    coords = np.stack([idx, src[0], src[1]])
+    return ndi.map_coordinates(canvas, coords, order=1, mode="constant", cval=0.0)
+
+
+def stroke_width(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thicken (grey dilation) or thin (erosion) some of the strokes."""
+    out = canvas.copy()
+    pick = rng.random(len(canvas))
+    for i in np.flatnonzero(pick < 0.25):
+        out[i] = ndi.grey_dilation(canvas[i], size=(2, 2))
+    for i in np.flatnonzero((pick >= 0.25) & (pick < 0.35)):
+        out[i] = ndi.grey_dilation(canvas[i], size=(3, 3))
+    for i in np.flatnonzero((pick >= 0.35) & (pick < 0.45)):
+        thin = ndi.grey_erosion(canvas[i], size=(2, 2))
+        if thin.max() > 0.5:
+            out[i] = thin
+    return out
+
+
+def _neighbours(
+    canvas: np.ndarray, pool: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Glue a few columns of another digit at the left or right edge."""
+    out = canvas.copy()
+    for i in np.flatnonzero(rng.random(len(canvas)) < 0.15):
+        other = pool[rng.integers(len(pool))]
+        cols = np.flatnonzero(out[i].max(axis=0) > 0.3)
+        ocols = np.flatnonzero(other.max(axis=0) > 0.3)
+        if cols.size == 0 or ocols.size == 0:
+            continue
+        k = int(rng.integers(2, 6))
+        top = (CANVAS - 28) // 2 + int(rng.integers(-3, 4))
+        if rng.random() < 0.5:  # the right end of a left neighbour
+            piece, right = other[:, ocols[-1] - k + 1 : ocols[-1] + 1], cols[0]
+            left = max(0, right - k + 1)
+        else:  # the left end of a right neighbour
+            piece, left = other[:, ocols[0] : ocols[0] + k], cols[-1]
+        piece = piece[:, : CANVAS - left]
+        region = out[i, top : top + 28, left : left + piece.shape[1]]
+        np.maximum(region, piece[: region.shape[0], : region.shape[1]], out=region)
+    return out
+
+
+def _tight(image: np.ndarray) -> np.ndarray | None:
+    rows = np.flatnonzero(image.max(axis=1) > 0.35)
+    cols = np.flatnonzero(image.max(axis=0) > 0.35)
+    if rows.size == 0 or cols.size == 0:
+        return None
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _coarse(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scan the digit at low resolution, binary, and scale it back up."""
+    side = int(rng.integers(12, 21))
+    zoom = side / max(ink.shape)
+    small = ndi.zoom(ink, zoom, order=1) > rng.uniform(0.3, 0.5)
+    if not small.any():
+        return ink
+    big = ndi.zoom(small.astype(np.float32), 3.0, order=1)
+    return np.clip(big, 0, 1)
+
+
+def clutter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blur, noise and faint printed patterns on normalised 28x28 digits."""
+    n = len(x)
+    out = x.copy()
+    blur = np.flatnonzero(rng.random(n) < 0.2)
+    if blur.size:
+        out[blur] = ndi.gaussian_filter(out[blur], sigma=(0, 0.6, 0.6))
+        out[blur] /= np.maximum(out[blur].max(axis=(1, 2), keepdims=True), 1e-6)
+    pattern = np.flatnonzero(rng.random(n) < 0.2)
+    yy, xx = np.mgrid[0:28, 0:28]
+    for i in pattern:
+        period = rng.uniform(2.5, 7)
+        theta = rng.uniform(0, np.pi)
+        wave = np.cos((yy * np.cos(theta) + xx * np.sin(theta)) * 2 * np.pi / period)
+        level = rng.uniform(0.05, 0.25)
+        out[i] = np.maximum(out[i], level * (wave > 0.6))
+    noisy = np.flatnonzero(rng.random(n) < 0.2)
+    if noisy.size:
+        amp = rng.uniform(0.02, 0.12, (noisy.size, 1, 1))
+        out[noisy] += amp * np.abs(rng.standard_normal((noisy.size, 28, 28)))
+    return np.clip(out, 0, 1)
+
+
+def font_files(families: Sequence[str] = FONT_FAMILIES) -> list[Path]:
+    """List the system's TrueType/OpenType files of ``families`` (``fc-list``).
+
+    Returns
+    -------
+    list of Path
+        Sorted; empty when fontconfig is missing. Math fonts are left out.
+    """
+    try:
+        out = subprocess.run(
+            ["fc-list", ":", "file"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    files = {Path(line.split(":")[0].strip()) for line in out.splitlines()}
+    return sorted(
+        f
+        for f in files
+        if f.suffix.lower() in (".ttf", ".otf")
+        and any(fam in f.name.lower() for fam in families)
+        and "math" not in f.name.lower()
+    )
+
+
+def font_digits(
+    fonts: Sequence[Path], count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render ``count`` printed digits from ``fonts`` as MNIST-style crops.
+
+    Each digit: a random font, a height of 24-64 pixels, a slight rotation,
+    sometimes a thicker stroke, then the reader's normalisation.
+
+    Returns
+    -------
+    images : ndarray
+        uint8 ``(count, 28, 28)``, white ink on black.
+    labels : ndarray
+        uint8 ``(count,)``.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = np.zeros((count, 28, 28), np.uint8)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    if not fonts:
+        return images[:0], labels[:0]
+    cache: dict[tuple[int, int], ImageFont.FreeTypeFont] = {}
+    for i in range(count):
+        f, size = int(rng.integers(len(fonts))), int(rng.integers(24, 65))
+        if (f, size) not in cache:
+            cache[f, size] = ImageFont.truetype(str(fonts[f]), size)
+        font = cache[f, size]
+        canvas = Image.new("L", (size * 2, size * 2), 0)
+        ImageDraw.Draw(canvas).text(
+            (size // 2, size // 4), str(labels[i]), font=font, fill=255
+        )
+        canvas = canvas.rotate(float(rng.uniform(-6, 6)), resample=Image.BILINEAR)
+        ink = np.asarray(canvas, np.float32) / 255.0
+        if rng.random() < 0.3:
+            ink = ndi.grey_dilation(ink, size=(3, 3))
+        tight = _tight(ink)
+        if tight is not None:
+            images[i] = normalize_crop(tight)
+    return images, labels
