@@ -1,17 +1,29 @@
-"""The viewer's responsiveness while a training runs in the engine process.
+"""The viewer's responsiveness: event-loop stalls in a real napari viewer.
 
 A QTimer probe fires every 10 ms in a real napari viewer (shown, under Xvfb
 when there is no display) while the camera zooms back and forth, as a user
 would; every gap between two ticks beyond the 10 ms is time the event loop
-was busy. Measured twice in one run: with the viewer idle (baseline), and
-while the Training dock drives a short training in the engine (progress
-bar, curves, notifications). Target: worst stall <= 50 ms.
+was busy. Each scenario is one function ``scenario_<name>(viewer, probe)``
+that sets up its own fresh viewer, drives the plugin as a user would while
+the probe runs, and returns one row (see :meth:`Probe.row`). The idle viewer
+runs first as the baseline of the same run (the machine may be shared: compare
+each scenario with it). Target: worst stall <= 50 ms in every scenario.
 
-Usage: ``.venv/bin/python bench/run.py viewer`` (needs MNIST: MNIST_DIR).
+A watchdog thread looks at the GUI thread whenever the probe is late by more
+than :data:`STALL_MS` and records where it is (the innermost frames of the
+plugin, napari and vispy): ``stall_at`` names the place seen most often.
+
+Usage::
+
+    .venv/bin/python bench/run.py viewer                      # every scenario
+    BENCH_VIEWER=idle,kernels_4096 .venv/bin/python bench/run.py viewer
+
+(needs MNIST for the training scenario: MNIST_DIR).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -19,16 +31,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
 TICK_MS = 10
-BASELINE_S = 10.0
+BASELINE_S = 8.0
 TARGET_MS = 50.0
+#: the watchdog samples the GUI thread when the probe is this late (ms)
+STALL_MS = 40.0
 REPO = Path(__file__).resolve().parents[1]
 MARK = "bench-viewer rows: "
+#: generous upper bound for one scenario's work (seconds)
+LIMIT_S = 300.0
 
 
 @contextlib.contextmanager
@@ -63,10 +81,13 @@ class Probe:
 
         self.viewer = viewer
         self.ticks: list[float] = []
+        self.stalls: collections.Counter = collections.Counter()
         self.timer = QTimer()
         self.timer.setTimerType(Qt.PreciseTimer)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
+        self._gui = threading.get_ident()
+        self._watching = False
 
     def _tick(self) -> None:
         self.ticks.append(time.perf_counter())
@@ -74,33 +95,263 @@ class Probe:
             phase = len(self.ticks) // 5 % 20
             self.viewer.camera.zoom *= 1.02 if phase < 10 else 1 / 1.02
 
-    def run_until(self, done, limit: float) -> None:
-        """Run the event loop until ``done()`` or ``limit`` seconds."""
+    def _watch(self) -> None:
+        """Sample the GUI thread's stack while the probe is late (a stall)."""
+        while self._watching:
+            time.sleep(0.01)
+            last = self.ticks[-1] if self.ticks else None
+            if last is None or (time.perf_counter() - last) * 1000 < STALL_MS:
+                continue
+            frame = sys._current_frames().get(self._gui)
+            if frame is not None:
+                self.stalls[_where(frame)] += 1
+
+    def start(self) -> None:
+        """Start ticking (and watching) from now on."""
+        self.ticks.clear()
+        self.stalls.clear()
+        self.timer.start()
+        self._watching = True
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop ticking."""
+        self.timer.stop()
+        self._watching = False
+
+    def wait(self, done, limit: float = LIMIT_S) -> bool:
+        """Run the event loop (ticking) until ``done()`` or ``limit`` seconds."""
         from qtpy.QtCore import QEventLoop, QTimer
 
+        if done():
+            return True
         loop = QEventLoop()
         check = QTimer()
         check.timeout.connect(lambda: done() and loop.quit())
-        check.start(50)
+        check.start(20)
         QTimer.singleShot(int(limit * 1000), loop.quit)
-        self.ticks.clear()
-        self.timer.start()
         loop.exec_()
-        self.timer.stop()
         check.stop()
+        return bool(done())
 
-    def row(self, scenario: str) -> dict:
+    def sleep(self, seconds: float) -> None:
+        """Run the event loop for ``seconds``."""
+        end = time.monotonic() + seconds
+        self.wait(lambda: time.monotonic() >= end, seconds + 1)
+
+    def run_until(self, done, limit: float) -> None:
+        """Tick from now until ``done()`` or ``limit`` seconds, then stop."""
+        self.start()
+        self.wait(done, limit)
+        self.stop()
+
+    def row(self, scenario: str, **extra) -> dict:
         """Summarize the gaps between ticks."""
-        gaps = np.diff(self.ticks) * 1000.0
+        gaps = np.diff(self.ticks) * 1000.0 if len(self.ticks) > 1 else np.zeros(1)
+        where = self.stalls.most_common(1)
         return {
             "scenario": scenario,
-            "seconds": round(self.ticks[-1] - self.ticks[0], 1),
+            "seconds": round(self.ticks[-1] - self.ticks[0], 1) if self.ticks else 0,
             "ticks": len(self.ticks),
-            "max_gap_ms": float(gaps.max()),
-            "p99_gap_ms": float(np.percentile(gaps, 99)),
+            "max_gap_ms": round(float(gaps.max()), 1),
+            "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1),
             "gaps_over_50ms": int((gaps > TARGET_MS).sum()),
             "target_ms": TARGET_MS,
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+            **extra,
+            "stall_at": where[0][0] if where else "",
         }
+
+
+def _where(frame) -> str:
+    """Name the innermost plugin, napari or vispy frames of a stack."""
+    names = []
+    for entry in traceback.extract_stack(frame)[::-1]:
+        path = entry.filename
+        for package in ("napari_digits", "napari", "vispy", "matplotlib", "numpy"):
+            if f"/{package}/" in path:
+                short = path.split(f"/{package}/", 1)[1]
+                names.append(f"{package}/{short}:{entry.lineno} {entry.name}")
+                break
+        if len(names) == 3:
+            break
+    return " < ".join(names)
+
+
+# -- helpers shared by the scenarios ------------------------------------------
+
+
+def new_viewer():
+    """Return a fresh, shown viewer of a fixed size."""
+    import napari
+
+    viewer = napari.Viewer(title="bench viewer")
+    viewer.window._qt_window.resize(1300, 850)
+    return viewer
+
+
+def dock(viewer, name: str):
+    """Dock one of the plugin's widgets; return it."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", name)
+    return widget
+
+
+def settle(probe: Probe, seconds: float = 1.0) -> None:
+    """Let a fresh viewer draw itself before measuring."""
+    probe.sleep(seconds)
+
+
+def mnist_dir() -> str:
+    """Where the full MNIST is."""
+    return os.environ.get("MNIST_DIR") or str(REPO.parent / "shared/data/mnist")
+
+
+def _engine_idle(role: str):
+    from napari_digits.engine.client import get_engine
+
+    engine = get_engine(role)
+    return lambda: engine.alive and not engine.busy
+
+
+# -- scenarios ------------------------------------------------------------------
+
+
+def scenario_idle(viewer, probe: Probe) -> dict:
+    """The baseline: a viewer with an image, nothing running."""
+    viewer.open_sample("napari-digits", "portrait")
+    settle(probe)
+    probe.run_until(lambda: False, BASELINE_S)
+    return probe.row("idle viewer (baseline)")
+
+
+def scenario_open_docks(viewer, probe: Probe) -> dict:
+    """Open the Kernels, Learned filters and Training docks, one by one."""
+    viewer.open_sample("napari-digits", "portrait")
+    settle(probe)
+    probe.start()
+    for name in ("Kernels", "Learned filters", "Training"):
+        dock(viewer, name)
+        probe.sleep(1.0)
+    probe.sleep(2.0)
+    probe.stop()
+    return probe.row("opening the Kernels, Learned filters and Training docks")
+
+
+def scenario_first_filters(viewer, probe: Probe) -> dict:
+    """Open Learned filters and show the filters at once (engine starts)."""
+    viewer.open_sample("napari-digits", "portrait")
+    settle(probe)
+    probe.start()
+    start = time.perf_counter()
+    widget = dock(viewer, "Learned filters")
+    widget.show_current_model()
+    probe.wait(lambda: "learned filters" in viewer.layers and not widget.busy)
+    wait_s = time.perf_counter() - start
+    probe.sleep(1.0)
+    probe.stop()
+    return probe.row("Learned filters: first Show (engine start)", wait_s=wait_s)
+
+
+def scenario_training_follow(viewer, probe: Probe) -> dict:
+    """Train 2 short epochs with the Learned filters dock following."""
+    from napari_digits.engine import protocol as p
+
+    viewer.open_sample("napari-digits", "portrait")
+    filters = dock(viewer, "Learned filters")
+    training = dock(viewer, "Training")
+    probe.wait(_engine_idle("training"), 120)  # devices listed
+    filters.follow.value = True
+    out = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
+    config = p.TrainConfig(
+        out=str(out / "model.keras"),
+        epochs=2,
+        train_limit=12000,
+        test_limit=2000,
+        mnist=mnist_dir(),
+    )
+    settle(probe)
+    handlers = _timed(training, "_on_events")
+    probe.start()
+    training.start(config)
+    probe.wait(lambda: not training.running)
+    probe.sleep(1.0)  # the end-of-training handlers and redraws
+    probe.stop()
+    shutil.rmtree(out, ignore_errors=True)
+    return probe.row(
+        "training (12k images, 2 epochs), Learned filters following",
+        max_handler_ms=round(max(handlers, default=0.0), 1),
+    )
+
+
+def _preview_scenario(viewer, probe: Probe, data, name: str, steps) -> None:
+    """Live-preview kernels on ``data``; each step changes one thing."""
+    viewer.add_image(data, name=name)
+    widget = dock(viewer, "Kernels")
+    widget.layer.value = viewer.layers[name]
+    settle(probe)
+    probe.start()
+    widget.live.value = True
+    probe.wait(lambda: widget._preview_layer is not None)
+    for step in steps:
+        step(viewer, widget)
+        probe.sleep(0.4)  # past the debounce
+        probe.wait(lambda: _preview_idle(widget))
+    probe.sleep(1.0)
+    probe.stop()
+
+
+def _preview_idle(widget) -> bool:
+    worker = widget.preview_worker
+    return worker is None or not worker.is_running
+
+
+def _kernel(key: str):
+    def step(viewer, widget):
+        widget.kernel.value = key
+
+    return step
+
+
+def _plane(index: int):
+    def step(viewer, widget):
+        viewer.dims.set_current_step(0, index)
+
+    return step
+
+
+def scenario_kernels_4096(viewer, probe: Probe) -> dict:
+    """Live preview of four kernels on a 4096x4096 float32 image."""
+    data = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+    steps = [_kernel(k) for k in ("sharpen", "gaussian", "laplacian8", "sobel")]
+    _preview_scenario(viewer, probe, data, "big", steps)
+    return probe.row("Kernels live preview, 4096x4096 float32, 4 kernels")
+
+
+def scenario_kernels_stack(viewer, probe: Probe) -> dict:
+    """Live preview on a 30-plane 2048x2048 uint8 stack while the plane moves."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 255, (30, 2048, 2048), dtype=np.uint8)
+    steps = [_plane(i) for i in (5, 10, 20, 29)] + [_kernel("sharpen")]
+    _preview_scenario(viewer, probe, data, "stack", steps)
+    return probe.row("Kernels live preview, 30x2048x2048 uint8, plane moves")
+
+
+def scenario_feature_maps(viewer, probe: Probe) -> dict:
+    """Feature maps of an MNIST digit, then of the portrait (both layers)."""
+    viewer.open_sample("napari-digits", "portrait")
+    widget = dock(viewer, "Learned filters")
+    widget.show_current_model()  # the engine starts, outside the measure
+    probe.wait(lambda: not widget.busy, 180)
+    settle(probe)
+    probe.start()
+    for source in ("MNIST test digit", "portrait"):
+        widget.source.value = source
+        widget.second.value = True
+        widget.show_feature_maps()
+        probe.wait(lambda: not widget.busy)
+        probe.sleep(1.0)
+    probe.stop()
+    return probe.row("feature maps: MNIST digit, then the 512x512 portrait")
 
 
 def _timed(owner, name: str) -> list[float]:
@@ -118,53 +369,43 @@ def _timed(owner, name: str) -> list[float]:
     return times
 
 
-def _wait(app, done, limit: float) -> None:
-    end = time.monotonic() + limit
-    while not done() and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+#: every scenario, in the order they run (the baseline first)
+SCENARIOS = {
+    name.removeprefix("scenario_"): func
+    for name, func in list(globals().items())
+    if name.startswith("scenario_")
+}
 
 
-def measure() -> list[dict]:
-    """Measure the stall with the viewer idle, then while a training runs."""
-    import napari
-    from qtpy.QtWidgets import QApplication
+def measure(names: list[str]) -> list[dict]:
+    """Run the named scenarios, each in a fresh viewer; return their rows."""
+    from napari_digits.engine.client import shutdown_all
 
-    from napari_digits.engine import protocol as p
-    from napari_digits.engine.client import get_engine
-
-    mnist = os.environ.get("MNIST_DIR") or str(REPO.parent / "shared/data/mnist")
-    viewer = napari.Viewer(title="bench viewer")
-    viewer.open_sample("napari-digits", "portrait")
-    viewer.window._qt_window.resize(1300, 850)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Training")
-    app = QApplication.instance()
-    engine = get_engine("training")
-    _wait(app, lambda: engine.alive and not engine.busy, 120)  # devices listed
-    probe = Probe(viewer)
-    probe.run_until(lambda: False, BASELINE_S)
-    rows = [probe.row("idle viewer (baseline)")]
-    rows[0]["load_avg_1min"] = os.getloadavg()[0]
-    out = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
-    config = p.TrainConfig(
-        out=str(out / "model.keras"),
-        epochs=1,
-        train_limit=30000,
-        test_limit=2000,
-        mnist=mnist,
-    )
-    handlers, draws = _timed(widget, "_on_events"), _timed(widget.curves, "draw")
-    widget.start(config)
-    probe.run_until(lambda: not widget.running, 300)
-    row = probe.row("training in the engine (default, 30k images, 1 epoch)")
-    row["load_avg_1min"] = os.getloadavg()[0]
-    row["curve_points"] = len(widget.curves.loss_data)
-    row["max_handler_ms"] = max(handlers, default=0.0)
-    row["max_curve_draw_ms"] = max(draws, default=0.0)
-    rows.append(row)
-    viewer.close()
-    shutil.rmtree(out, ignore_errors=True)
+    os.environ.setdefault("MNIST_DIR", mnist_dir())
+    rows = []
+    for name in names:
+        viewer = new_viewer()
+        probe = Probe(viewer)
+        try:
+            rows.append(SCENARIOS[name](viewer, probe))
+        except Exception as exc:  # one broken scenario must not hide the others
+            rows.append({"scenario": name, "error": f"{type(exc).__name__}: {exc}"})
+            traceback.print_exc()
+        finally:
+            probe.stop()
+            viewer.close()
+            shutdown_all()  # each scenario starts its engines cold
     return rows
+
+
+def selected() -> list[str]:
+    """The scenarios named in BENCH_VIEWER (all by default), baseline first."""
+    wanted = os.environ.get("BENCH_VIEWER", "")
+    names = [n.strip() for n in wanted.split(",") if n.strip()] or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {sorted(unknown)}: {list(SCENARIOS)}")
+    return ["idle", *(n for n in names if n != "idle")]
 
 
 def run() -> list[dict]:
@@ -173,6 +414,7 @@ def run() -> list[dict]:
     The viewer lives in its own process so that its Qt application ends
     before the virtual display it drew on.
     """
+    selected()  # refuse unknown names before starting anything
     with display():
         child = subprocess.run(
             [sys.executable, __file__], capture_output=True, text=True, check=False
@@ -184,4 +426,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    print(MARK + json.dumps(measure()), flush=True)
+    print(MARK + json.dumps(measure(selected())), flush=True)
