@@ -65,13 +65,13 @@ def find_digits(
     """
     say = progress or (lambda _msg: None)
     say("normalising the background")
-    gray = to_gray(image)
+    messages: list[str] = []
+    gray = to_gray(image, notes=messages)
     strength, ink = ink_strength(gray, ink=ink, background_size=background_size)
     del gray
     say("thresholding")
     mask = binarize(strength, method=method, min_contrast=min_contrast)
     say("labelling components")
-    messages: list[str] = []
     labels, boxes, areas = _components(mask)
     keep = areas >= 6
     height = digit_height or estimate_digit_height(boxes[keep], areas[keep])
