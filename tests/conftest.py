@@ -1,7 +1,8 @@
-"""Shared fixtures: the rule that the test process never imports TensorFlow."""
+"""Shared set-up: the Qt binding; no test may import TensorFlow in-process."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,21 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _choose_qt_binding() -> None:
+    """Test with PyQt6 where installed (napari deprecates PyQt5), else QT_API's.
+
+    ``QT_API`` (read by qtpy, napari and every subprocess) and ``PYTEST_QT_API``
+    (pytest-qt) name the same binding, so that one process never loads two.
+    """
+    if "QT_API" not in os.environ and importlib.util.find_spec("PyQt6"):
+        os.environ["QT_API"] = "pyqt6"
+    if os.environ.get("QT_API") in ("pyqt5", "pyqt6", "pyside6"):
+        os.environ.setdefault("PYTEST_QT_API", os.environ["QT_API"])
+
+
+_choose_qt_binding()
 
 
 @pytest.fixture(autouse=True)
