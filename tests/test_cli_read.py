@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_digits.results import CSV_HEADER, read_csv, score
 from napari_digits.synthetic import read_truth
@@ -64,3 +67,103 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
     assert done.returncode == 1
     assert "nope.keras does not exist" in done.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+def tiny_pages(folder: Path, count: int) -> list[Path]:
+    """Write ``count`` small generated pages (a few digits each) as PNGs."""
+    from PIL import Image
+
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import make_page
+
+    mnist = load_mnist()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(count):
+        page = make_page(
+            mnist.x_test,
+            mnist.y_test,
+            shape=(400, 300),
+            digit_height=30,
+            max_digits=10,
+            seed=seed,
+        )
+        paths.append(folder / f"page{seed:03d}.png")
+        Image.fromarray(page.image).save(paths[-1])
+    return paths
+
+
+def test_nothing_read_keeps_the_previous_table(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_text("a good table\n")
+    done = napari_digits("read", str(tmp_path / "no_such_folder"), "--out", str(out))
+    assert done.returncode == 1
+    assert (
+        done.stderr.startswith("error: nothing to read")
+        and "Traceback" not in done.stderr
+    )
+    assert out.read_text() == "a good table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+def test_annotations_never_go_over_the_scans(tmp_path, mnist_dir):
+    scans = tmp_path / "scans"
+    tiny_pages(scans, 2)
+    before = {p.name: p.read_bytes() for p in scans.iterdir()}
+    for annotated in (scans, scans / "annotated"):
+        done = napari_digits(
+            "read",
+            str(scans),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--annotated",
+            str(annotated),
+        )
+        assert done.returncode == 1
+        assert "inside the input folder" in done.stderr
+        assert done.stderr.count("\n") == 1  # one line
+    assert {p.name: p.read_bytes() for p in scans.iterdir()} == before
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_kill_keeps_the_previous_table_and_resume_reads_only_the_rest(
+    tmp_path, mnist_dir
+):
+    scans, out = tmp_path / "scans", tmp_path / "r.csv"
+    tiny_pages(scans, 16)
+    reference = tmp_path / "reference.csv"
+    assert napari_digits("read", str(scans), "--out", str(reference)).returncode == 0
+    out.write_text("the previous table\n")
+    journal = tmp_path / "r.csv.partial"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "napari_digits", "read", str(scans), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:
+            if journal.exists() and journal.read_bytes().count(b"\n") >= 4:
+                break
+            time.sleep(0.02)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.wait()
+    assert out.read_text() == "the previous table\n"
+    kept = journal.read_bytes().count(b"\n") - 1
+    assert 3 <= kept < 16, "the kill came too late to test anything"
+
+    again = napari_digits("read", str(scans), "--out", str(out))
+    assert again.returncode == 1 and "--resume" in again.stderr  # never silently lost
+    resumed = napari_digits("read", str(scans), "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        f"resuming: {kept} file(s) already read, {16 - kept} to read" in resumed.stderr
+    )
+    assert out.read_text() == reference.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.csv",
+        "reference.csv",
+        "scans",
+    ]

@@ -17,18 +17,21 @@ Numbers
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from napari_digits.io import atomic_path
 from napari_digits.scan import DigitRegion, Scan
 
 #: the exported CSV's header, in this order
 CSV_HEADER = (
     "file",
+    "page",
     "digit",
     "line",
     "position",
@@ -57,7 +60,9 @@ class DigitRow:
     """One row of the table: a digit, where it is, what it was read as.
 
     ``digit``, ``line``, ``position`` and ``number`` count from 1 in reading
-    order; ``corrected`` is the user's correction (None when there is none).
+    order; ``corrected`` is the user's correction (None when there is none);
+    ``page`` is the page of ``file`` (from 1: a multi-page TIFF has several);
+    ``label`` is the digit's label in the scan's label image (not exported).
     """
 
     file: str
@@ -77,6 +82,7 @@ class DigitRow:
     runner_up_probability: float
     corrected: int | None = None
     label: int = 0
+    page: int = 1
 
     @property
     def value(self) -> int:
@@ -183,6 +189,7 @@ def build_table(
     probabilities: np.ndarray,
     *,
     file: str = "",
+    page: int = 1,
     number_gap: float = 0.6,
 ) -> list[DigitRow]:
     """Make the per-digit table of a page, in reading order.
@@ -195,6 +202,8 @@ def build_table(
         ``(N, 10)``, one row per ``scan.regions`` entry.
     file : str
         The page's file name, repeated in every row.
+    page : int
+        The page of ``file`` (from 1), repeated in every row.
     number_gap : float
         See :func:`reading_order`.
 
@@ -217,7 +226,7 @@ def build_table(
         for k, (r, o) in enumerate(zip(scan.regions, orders, strict=True))
     ]
     rows.sort(key=lambda row: (row.line, row.position))
-    return [replace(row, digit=i) for i, row in enumerate(rows, start=1)]
+    return [replace(row, digit=i, page=page) for i, row in enumerate(rows, start=1)]
 
 
 def _row(file, region, order, pred, prob, runner, runner_p) -> DigitRow:
@@ -247,6 +256,7 @@ def read_page(
     predict: Predict,
     *,
     file: str = "",
+    page: int = 1,
     number_gap: float = 0.6,
     **scan_options: object,
 ) -> tuple[Scan, list[DigitRow], np.ndarray]:
@@ -261,6 +271,8 @@ def read_page(
         not called when no digit was found.
     file : str
         Name written in the table's ``file`` column.
+    page : int
+        Written in the table's ``page`` column (from 1).
     number_gap : float
         See :func:`reading_order`.
     **scan_options
@@ -277,7 +289,8 @@ def read_page(
 
     scan = find_digits(image, **scan_options)  # type: ignore[arg-type]
     probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
-    return scan, build_table(scan, probs, file=file, number_gap=number_gap), probs
+    rows = build_table(scan, probs, file=file, page=page, number_gap=number_gap)
+    return scan, rows, probs
 
 
 def correct(rows: Sequence[DigitRow], index: int, value: int | None) -> list[DigitRow]:
@@ -346,38 +359,153 @@ def to_features(rows: Sequence[DigitRow]) -> dict[str, np.ndarray]:
     return cols
 
 
+def row_values(row: DigitRow) -> list[object]:
+    """Return the row's values in :data:`CSV_HEADER` order (no correction: None)."""
+    return [getattr(row, key) for key in CSV_HEADER]
+
+
+def row_from_values(values: Mapping[str, object]) -> DigitRow:
+    """Make a row from :data:`CSV_HEADER` values (text or typed; ``page`` optional).
+
+    Empty text or None in ``corrected`` means no correction; a table without
+    a ``page`` column (written before pages were counted) is page 1.
+    """
+    out: dict[str, object] = {}
+    for key in CSV_HEADER:
+        value = values.get(key, 1 if key == "page" else None)
+        if key == "file":
+            out[key] = str(value)
+        elif key == "corrected":
+            out[key] = None if value in ("", None) else int(value)  # type: ignore[arg-type]
+        else:
+            out[key] = _FIELD_TYPES[key](value)
+    return DigitRow(**out)  # type: ignore[arg-type]
+
+
+_FIELD_TYPES = {
+    f.name: float if "float" in str(f.type) else int for f in fields(DigitRow)
+}
+
+#: suffixes written as Parquet by :func:`open_table` (anything else is CSV)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Tell whether :func:`open_table` writes ``path`` as Parquet."""
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+class TableWriter:
+    """Append rows to an open CSV or Parquet file (see :func:`open_table`)."""
+
+    def __init__(self, write: Callable[[Sequence[DigitRow]], None]) -> None:
+        self._write = write
+        self.count = 0
+
+    def write(self, rows: Iterable[DigitRow]) -> None:
+        """Append ``rows`` (in their order)."""
+        rows = list(rows)
+        if rows:
+            self._write(rows)
+            self.count += len(rows)
+
+
+@contextlib.contextmanager
+def open_table(path: str | Path) -> Iterator[TableWriter]:
+    """Write a table to ``path`` atomically, rows appended as they come.
+
+    The file is CSV with :data:`CSV_HEADER` (Parquet for a ``.parquet`` or
+    ``.pq`` suffix, the same columns) and appears at ``path`` only when the
+    block ends without an exception (:func:`napari_digits.io.atomic_path`):
+    a crash or a kill leaves the previous file, never a partial one.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Yields
+    ------
+    TableWriter
+        ``write(rows)`` appends rows; ``count`` says how many were written.
+    """
+    with atomic_path(path) as tmp:
+        if is_parquet(path):
+            with _parquet_writer(tmp) as writer:
+                yield writer
+        else:
+            with open(tmp, "w", newline="") as f:
+                csv_writer = csv.writer(f)
+                csv_writer.writerow(CSV_HEADER)
+                yield TableWriter(lambda rows: csv_writer.writerows(_csv_rows(rows)))
+
+
+def _csv_rows(rows: Iterable[DigitRow]) -> Iterator[list[object]]:
+    for row in rows:
+        values = row_values(row)
+        yield ["" if v is None else v for v in values]
+
+
+def _parquet_schema():
+    import pyarrow as pa
+
+    kinds = {int: pa.int32(), float: pa.float64()}
+    return pa.schema(
+        [("file", pa.string())]
+        + [(key, kinds[_FIELD_TYPES[key]]) for key in CSV_HEADER[1:]]
+    )
+
+
+@contextlib.contextmanager
+def _parquet_writer(tmp: Path) -> Iterator[TableWriter]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _parquet_schema()
+
+    def write(rows: Sequence[DigitRow]) -> None:
+        columns = zip(*map(row_values, rows), strict=True)
+        arrays = [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+    with pq.ParquetWriter(tmp, schema) as writer:
+        yield TableWriter(write)
+
+
 def write_csv(rows: Iterable[DigitRow], path: str | Path) -> int:
-    """Write the table with :data:`CSV_HEADER`; return the number of rows."""
-    count = 0
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_HEADER)
-        for row in rows:
-            d = asdict(row)
-            d["corrected"] = "" if row.corrected is None else row.corrected
-            writer.writerow([d[k] for k in CSV_HEADER])
-            count += 1
-    return count
+    """Write the table with :data:`CSV_HEADER` atomically; return the number of rows.
+
+    A ``.parquet`` path is written as Parquet (see :func:`open_table`).
+    """
+    with open_table(path) as table:
+        table.write(rows)
+    return table.count
+
+
+def iter_table(path: str | Path, *, batch: int = 65536) -> Iterator[DigitRow]:
+    """Yield the rows of a CSV or Parquet table, a few at a time (bounded memory).
+
+    Parameters
+    ----------
+    path : str or Path
+        A table written by :func:`open_table` (or an older CSV without ``page``).
+    batch : int
+        Parquet rows read at a time.
+    """
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as f:
+            for chunk in f.iter_batches(batch_size=batch):
+                yield from map(row_from_values, chunk.to_pylist())
+        return
+    with open(path, newline="") as f:
+        yield from map(row_from_values, csv.DictReader(f))
 
 
 def read_csv(path: str | Path) -> list[DigitRow]:
     """Read a table written by :func:`write_csv`."""
-    types = {f.name: f.type for f in fields(DigitRow)}
-    rows = []
-    with open(path, newline="") as f:
-        for raw in csv.DictReader(f):
-            values = {}
-            for key in CSV_HEADER:
-                text = raw[key]
-                kind = types[key]
-                if key == "file":
-                    values[key] = text
-                elif key == "corrected":
-                    values[key] = int(text) if text else None
-                else:
-                    values[key] = float(text) if "float" in str(kind) else int(text)
-            rows.append(DigitRow(**values))
-    return rows
+    return list(iter_table(path))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

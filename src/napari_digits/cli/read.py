@@ -2,25 +2,36 @@
 
 Every image given, or found under a folder given, is scanned with
 :func:`napari_digits.scan.find_digits` and classified; all digits go to one
-CSV (the widget's columns). Unreadable files are reported and skipped.
-TensorFlow runs in this process (a command line has no Qt, see DESIGN.md).
+table (the widget's columns, CSV or Parquet). Unreadable files are reported
+and skipped. Rows are kept as files finish (:mod:`napari_digits.archive.journal`)
+and written into the output atomically at the end; ``--resume`` carries on.
+
+Sequentially, TensorFlow runs in this process (a command line has no Qt,
+see DESIGN.md); with ``--workers`` or ``--scheduler`` it runs only in the
+Dask workers (:mod:`napari_digits.archive.cluster`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from napari_digits import results
+from napari_digits.archive.journal import Journal, check_journal, journal_path
+from napari_digits.archive.pages import (
+    FileResult,
+    PageJob,
+    ReadOptions,
+    check_annotated,
+    find_pages,
+    plan_jobs,
+    read_job,
+)
 from napari_digits.current_model import shipped_model_path
-from napari_digits.scan import ScanError
-
-#: file suffixes taken from a folder (a file named explicitly is always tried)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+from napari_digits.io import OutputError, check_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,11 +51,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "read",
         help="find and classify the handwritten digits of scanned pages",
         description="Read every page given (or found in a folder given) into "
-        "one CSV, one row a digit; optionally draw the boxes and predictions "
-        "into annotated PNGs.",
+        "one table, one row a digit; optionally draw the boxes and predictions "
+        "into annotated PNGs. Rows are kept in OUT.partial as files finish.",
     )
     parser.add_argument("pages", nargs="+", metavar="PAGE_OR_FOLDER")
-    parser.add_argument("--out", required=True, type=Path, help="the CSV to write")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="the table to write: CSV, or Parquet for a .parquet name",
+    )
     parser.add_argument("--model", help="a .keras model (default: shipped)")
     parser.add_argument(
         "--annotated", type=Path, metavar="DIR", help="write annotated PNGs here"
@@ -68,168 +84,206 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=results.REVIEW_THRESHOLD,
         help="flag predictions below this probability for review (default: 0.8)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on an interrupted run (OUT.partial) and skip the files "
+        "already in OUT",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="read on a local Dask cluster of N worker processes",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read on a running Dask cluster (tcp://host:8786)",
+    )
     parser.set_defaults(run=run)
     return parser
 
 
-def find_pages(paths: Iterable[str | Path]) -> list[Path]:
-    """List the pages: files as given, folders searched for images (sorted).
-
-    Parameters
-    ----------
-    paths : iterable of str or Path
-        Files and folders.
-
-    Returns
-    -------
-    list of Path
-        Missing paths are kept, so that they are reported as unreadable.
-    """
-    pages: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            pages.extend(sorted(p for p in found if p.is_file()))
-        else:
-            pages.append(path)
-    return pages
+class UsageError(ValueError):
+    """A value the command refuses before any work starts."""
 
 
-def load_page(path: Path) -> tuple[np.ndarray, str]:
-    """Read an image file; a stack gives its first plane (and a note saying so).
+@dataclass
+class Tally:
+    """What a run read, skipped and wrote."""
 
-    Raises
-    ------
-    OSError
-        When the file is missing or not an image.
-    """
-    import imageio.v3 as iio
-
-    try:
-        image = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types for a bad file
-        raise OSError(f"cannot read it as an image ({type(exc).__name__})") from exc
-    rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
-    if image.ndim > 3 or (image.ndim == 3 and not rgb):
-        return image.reshape(-1, *image.shape[-(3 if rgb else 2) :])[0], (
-            "a stack: read its first plane"
-        )
-    return image, ""
-
-
-def annotate(image: np.ndarray, rows: Sequence[results.DigitRow], review: float):
-    """Draw each digit's box and reading onto an RGB copy of the page.
-
-    Returns
-    -------
-    PIL.Image.Image
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    from napari_digits.scan import to_gray
-
-    if image.ndim == 3 and image.dtype == np.uint8:
-        base = Image.fromarray(image[..., :3])
-    else:
-        base = Image.fromarray((to_gray(image) * 255).astype(np.uint8)).convert("RGB")
-    draw = ImageDraw.Draw(base)
-    size = max(10, int(np.median([r.max_row - r.min_row for r in rows]) * 0.4))
-    font = ImageFont.load_default(size=size)
-    for r in rows:
-        colour = (230, 60, 0) if r.needs_review(review) else (0, 170, 0)
-        draw.rectangle(
-            [r.min_col, r.min_row, r.max_col, r.max_row], outline=colour, width=2
-        )
-        label = f"{r.value} {r.probability:.0%}"
-        draw.text(
-            (r.min_col, r.min_row - size - 2), label, fill=(200, 0, 160), font=font
-        )
-    return base
-
-
-def _predictor(model: str):
-    """Load the model once (TensorFlow in this process) and check it."""
-    from napari_digits.engine import models
-
-    models.predict(model, np.zeros((1, 28, 28), np.uint8))
-    return lambda crops: models.predict(model, crops)
-
-
-def _progress(items: list[Path]):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with napari
-        return items
-    return tqdm(items, desc="reading pages", unit="page", file=sys.stderr)
+    files: int = 0
+    pages: int = 0
+    digits: int = 0
+    flagged: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the pages; write the CSV (and annotated PNGs).
+    """Read the pages; write the table (and annotated PNGs).
 
     Returns
     -------
     int
         0 when at least one page was read, 1 otherwise (messages on stderr).
     """
+    try:
+        jobs, model = _prepare(args)
+        return _read(args, jobs, model)
+    except (UsageError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
+    """Check every value and output before any work starts; plan the jobs."""
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers is a number of processes >= 1, not {args.workers}")
+    if not 0 <= args.review <= 1:
+        raise UsageError(f"--review is a probability in 0..1, not {args.review}")
+    if args.digit_height is not None and not 4 <= args.digit_height <= 4096:
+        raise UsageError(f"--digit-height is 4..4096 pixels, not {args.digit_height}")
+    model = str(Path(args.model).expanduser().resolve()) if args.model else None
+    model = model or str(shipped_model_path())
+    if not Path(model).is_file():
+        raise UsageError(f"model file {model} does not exist.")
     pages = find_pages(args.pages)
     if not pages:
-        print("no images found in " + ", ".join(args.pages), file=sys.stderr)
-        return 1
-    model = args.model or str(shipped_model_path())
+        raise UsageError("no images found in " + ", ".join(args.pages))
+    if not any(page.exists() for page in pages):
+        raise UsageError("nothing to read: " + ", ".join(args.pages) + " not found")
+    inputs = [*args.pages, *pages]
+    check_output(args.out, inputs=inputs, what="--out")
+    check_output(journal_path(args.out), inputs=inputs, what="--out's journal")
+    check_journal(args.out, resume=args.resume)
+    annotated = args.annotated and check_annotated(args.annotated, args.pages)
+    jobs = plan_jobs(pages, annotated or None)
+    if annotated:
+        taken = {str(p.resolve()) for p in pages}
+        for job in jobs:
+            if str(Path(job.annotated).resolve()) in taken:
+                raise UsageError(f"--annotated would write over the input {job.path}")
+    return jobs, model
+
+
+def _options(args: argparse.Namespace) -> ReadOptions:
+    return ReadOptions(args.ink, args.threshold, args.digit_height, args.review)
+
+
+def _settings(args: argparse.Namespace, model: str) -> dict[str, object]:
+    """Return the options that change the rows (a resume must use the same)."""
+    return {
+        "model": model,
+        "ink": args.ink,
+        "threshold": args.threshold,
+        "digit_height": args.digit_height,
+    }
+
+
+def _read(args: argparse.Namespace, jobs: list[PageJob], model: str) -> int:
+    options = _options(args)
+    if args.workers or args.scheduler:
+        from napari_digits.archive import cluster
+
+        try:
+            with cluster.connect(workers=args.workers, scheduler=args.scheduler) as c:
+                cluster.load_model(c, model)
+                return _journaled(
+                    args, jobs, model, lambda todo: cluster.stream(c, todo, options)
+                )
+        except cluster.ClusterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     try:
         predict = _predictor(model)
     except ValueError as exc:  # ModelFileError: a missing or unusable model
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    options = {"ink": args.ink, "method": args.threshold}
-    options["digit_height"] = args.digit_height
-    rows, read, skipped, written = [], 0, [], set()
-    if args.annotated:
-        args.annotated.mkdir(parents=True, exist_ok=True)
-    for path in _progress(pages):
-        try:
-            image, note = load_page(path)
-            _, page_rows, _ = results.read_page(
-                image, predict, file=str(path), **options
-            )
-        except (OSError, ScanError) as exc:
-            skipped.append(path)
-            _say(f"skipped {path}: {exc}")
-            continue
-        read += 1
-        _say(f"{path}: {note}" if note else "")
-        if not page_rows:
-            _say(f"{path}: no digits found")
-        elif args.annotated:
-            out = _unique(args.annotated / f"{path.stem}.png", written)
-            annotate(image, page_rows, args.review).save(out)
-        rows.extend(page_rows)
-    results.write_csv(rows, args.out)
-    flagged = sum(r.needs_review(args.review) for r in rows)
-    print(
-        f"read {len(rows)} digits ({flagged} to review) from {read} page(s), "
-        f"skipped {len(skipped)}; wrote {args.out}"
+    return _journaled(
+        args, jobs, model, lambda todo: (read_job(j, predict, options) for j in todo)
     )
-    return 0 if read else 1
+
+
+def _journaled(args, jobs: list[PageJob], model: str, read) -> int:
+    """Read the jobs not in the journal, journal each, finalise the output."""
+    journal = Journal.open(
+        args.out, settings=_settings(args, model), resume=args.resume
+    )
+    todo = [job for job in jobs if job.path not in journal.done]
+    if args.resume:
+        _say(f"resuming: {len(journal.done)} file(s) already read, {len(todo)} to read")
+    try:
+        tally = _collect(read(todo), journal, total=len(todo), review=args.review)
+    except BaseException:
+        journal.close()
+        _say(
+            f"stopped: the files read so far are kept in {journal.path}; "
+            "run the same command with --resume to carry on"
+        )
+        raise
+    if not journal.done:
+        journal.discard()
+        print(f"error: no page could be read; {args.out} not written", file=sys.stderr)
+        return 1
+    order = {job.path: job.order for job in jobs}
+    written = journal.finalise(args.out, lambda file: order.get(file, -1))
+    print(
+        f"read {tally.digits} digits ({tally.flagged} to review) from {tally.pages} "
+        f"page(s) of {tally.files} file(s), skipped {len(tally.skipped)}; "
+        f"wrote {written} rows to {args.out}"
+    )
+    return 0
+
+
+def _collect(
+    done: Iterable[FileResult], journal: Journal, *, total: int, review: float
+) -> Tally:
+    """Journal each result as it comes, with a progress bar and messages."""
+    tally = Tally()
+    for result in _progress(done, total):
+        if result.error:
+            tally.skipped.append(result.file)
+            _say(f"skipped {result.file}: {result.error}")
+            continue
+        for note in result.notes:
+            _say(note)
+        journal.append(result.file, result.pages, result.rows)
+        tally.files += 1
+        tally.pages += result.pages
+        tally.digits += len(result.rows)
+        tally.flagged += sum(r.needs_review(review) for r in result.rows)
+    return tally
+
+
+def _predictor(model: str):
+    """Load the model once (TensorFlow in this process) and check it."""
+    import numpy as np
+
+    from napari_digits.cli._engine import engine_models
+
+    models = engine_models()
+    models.predict(model, np.zeros((1, 28, 28), np.uint8))
+    return lambda crops: models.predict(model, crops)
+
+
+def _progress(items: Iterable[FileResult], total: int) -> Iterator[FileResult]:
+    """Wrap ``items`` in a progress bar on stderr (pages a second, ETA)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with napari
+        return iter(items)
+    return iter(
+        tqdm(items, total=total, desc="reading pages", unit="page", file=sys.stderr)
+    )
 
 
 def _say(message: str) -> None:
     """Print a line to stderr without breaking the progress bar."""
-    if not message:
-        return
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         print(message, file=sys.stderr)
     else:
         tqdm.write(message, file=sys.stderr)
-
-
-def _unique(path: Path, taken: set[Path]) -> Path:
-    """``path``, or ``stem-2.png``... when this run already wrote that name."""
-    k, candidate = 1, path
-    while candidate in taken:
-        k += 1
-        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
-    taken.add(candidate)
-    return candidate
