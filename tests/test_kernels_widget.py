@@ -271,3 +271,130 @@ def test_a_deleted_widget_stops_listening_to_the_viewer(make_napari_viewer, qtbo
     assert len(viewer.dims.events.current_step.callbacks) == before
     viewer.add_image(np.zeros((3, 8, 8)))
     viewer.dims.set_current_step(0, 2)
+
+
+CRASH_WORKFLOW = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+
+def pump(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.instance().processEvents()
+        time.sleep(0.01)
+
+viewer = napari.Viewer()
+_, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Kernels")
+widget.live.value = True
+for run in range(5):
+    # the source alone with its preview, then deleted (issue 9, crash b)
+    viewer.open_sample("napari-digits", "portrait")
+    widget.layer.value = viewer.layers["portrait"]
+    pump(1.0)
+    names = [layer.name for layer in viewer.layers]
+    assert names[0] == "portrait" and names[1].endswith("preview"), names
+    viewer.layers.remove("portrait")
+    pump(1.0)
+    assert len(viewer.layers) == 0, [l.name for l in viewer.layers]
+    # another image stays: the preview moves to it; a layer below is deleted
+    # and the preview is updated after that
+    below = viewer.add_image(np.random.random((64, 64)), name="below")
+    other = viewer.add_image(np.random.random((96, 80)) * 9, name="other")
+    widget.layer.value = other
+    pump(1.0)
+    viewer.layers.remove(below)
+    pump(0.5)
+    widget.kernel.value = "sharpen" if run % 2 else "gaussian"
+    pump(1.0)
+    assert [l.name for l in viewer.layers][0] == "other"
+    assert len(viewer.layers) == 2, [l.name for l in viewer.layers]
+    viewer.layers.clear()
+    pump(0.5)
+viewer.close()
+print("survived")
+"""
+
+
+def test_deleting_the_source_of_a_live_preview_never_crashes(tmp_path):
+    """Five times the workflow that crashed the viewer (run in a subprocess)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", CRASH_WORKFLOW],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
+    assert done.stdout.strip().endswith("survived")
+
+
+def test_results_use_percentile_contrast_limits(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((64, 64), np.float32)
+    data[10, 10] = 500.0  # one outlier would make min..max limits dull
+    widget.layer.value = viewer.add_image(data, name="img")
+    widget.kernel.value = "sharpen"
+    out = _apply(qtbot, widget)
+    expected = np.percentile(out.data, [1, 99])
+    np.testing.assert_allclose(out.contrast_limits, expected, rtol=1e-5)
+    assert out.contrast_limits[1] < out.data.max() / 2
+    widget.live.value = True
+    qtbot.waitUntil(lambda: widget._preview_layer is not None, timeout=10_000)
+    preview = widget._preview_layer
+    np.testing.assert_allclose(
+        preview.contrast_limits, np.percentile(preview.data, [1, 99]), rtol=1e-5
+    )
+
+
+def test_a_big_plane_is_previewed_strided_at_its_place(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    data = _image((2100, 1000), np.float32)
+    widget.layer.value = viewer.add_image(data, name="big", scale=(2, 2))
+    widget.live.value = True
+    qtbot.waitUntil(lambda: widget._preview_layer is not None, timeout=30_000)
+    preview = widget._preview_layer
+    assert preview.data.shape == (700, 334)  # every 3rd pixel of the result
+    assert preview.scale.tolist() == [6, 6]
+    np.testing.assert_allclose(
+        preview.data, kernels.apply_named(data, "sobel")[::3, ::3], rtol=1e-5
+    )
+    assert "1/3" in widget.status.value
+
+
+def test_an_invalid_custom_kernel_marks_the_preview_stale(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    widget.layer.value = viewer.add_image(_image((20, 20), np.float32), name="img")
+    widget.kernel.value = "custom"
+    widget.live.value = True
+    qtbot.waitUntil(lambda: widget._preview_layer is not None, timeout=10_000)
+    widget.custom.value = "1 2\n3 4"  # even: invalid
+    assert widget._preview_layer.name.endswith("(stale)")
+    assert "stale" in widget.status.value
+    widget.custom.value = "0 0 0\n0 1 0\n0 0 0"
+    qtbot.waitUntil(
+        lambda: not widget._preview_layer.name.endswith("(stale)"), timeout=10_000
+    )
+
+
+def test_the_preview_never_takes_the_selection(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    src = viewer.add_image(_image((20, 20), np.float32), name="img")
+    widget.layer.value = src
+    widget.live.value = True
+    qtbot.waitUntil(lambda: widget._preview_layer is not None, timeout=10_000)
+    assert viewer.layers.selection.active is src
+    assert set(viewer.layers.selection) == {src}
+
+
+def test_a_long_status_wraps_and_the_dock_stays_narrow(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1300, 850)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Kernels")
+    qtbot.wait(100)
+    before = widget.width()
+    widget.status.value = "word " * 100  # 500 characters
+    qtbot.wait(100)
+    assert widget.status.native.wordWrap()
+    assert widget.width() <= max(before, 450), (before, widget.width())
+    assert viewer.window._qt_viewer.canvas.native.width() > 600

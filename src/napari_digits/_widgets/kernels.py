@@ -10,6 +10,7 @@ traceback, and adds no layer.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_digits import kernels
 from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets._display import percentile_limits, selection_kept, wrap
 from napari_digits._widgets._kernel_grid import KernelGrid
 from napari_digits.kernels import CATALOGUE, KernelError
 
@@ -40,6 +42,11 @@ if TYPE_CHECKING:
 
 #: debounce of the live preview, in milliseconds
 PREVIEW_DELAY_MS = 250
+#: the preview shows at most this many pixels along a side (a larger plane is
+#: filtered at full resolution in the worker, then shown strided)
+PREVIEW_SIDE = 1024
+#: marks the preview layer in its metadata (never a source, whatever its name)
+PREVIEW_KEY = "napari_digits_preview"
 DEFAULT_CUSTOM = "0 -1 0\n-1 5 -1\n0 -1 0"
 
 
@@ -89,6 +96,45 @@ class Job:
         }
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A computed preview: the (strided) result, its stride, its contrast limits."""
+
+    data: np.ndarray
+    step: int
+    limits: tuple[float, float]
+
+
+def compute_preview(job: Job, side: int = PREVIEW_SIDE) -> Preview:
+    """Filter ``job``'s plane at full resolution; keep at most ``side`` px a side.
+
+    Runs in a worker thread: the filtering, the striding and the contrast
+    limits (percentiles) all happen here, so that the GUI thread only hands
+    a small array to the layer.
+    """
+    out = np.asarray(job.run())
+    step = max(1, *(int(np.ceil(out.shape[a] / side)) for a in job.axes))
+    if step > 1:
+        index = [slice(None)] * out.ndim
+        for axis in job.axes:
+            index[axis] = slice(None, None, step)
+        out = np.ascontiguousarray(out[tuple(index)])
+    return Preview(out, step, percentile_limits(out))
+
+
+def filter_layer(
+    job: Job,
+) -> Generator[tuple[int, int], None, tuple[Any, tuple | None]]:
+    """Filter ``job``'s whole layer, yielding progress (a worker's generator).
+
+    Returns the result and its percentile contrast limits (None for a lazy
+    dask result: napari then picks the limits from what it shows).
+    """
+    out = yield from kernels.iter_apply_named(job.data, job.key, **job.kwargs())
+    limits = percentile_limits(out) if isinstance(out, np.ndarray) else None
+    return out, limits
+
+
 def describe(key: str, params: dict[str, Any], custom_name: str = "") -> str:
     """Label a kernel for a layer name, e.g. ``"gaussian sigma=2"``."""
     if key == "custom":
@@ -128,6 +174,9 @@ class KernelsWidget(QWidget):
         self.viewer = viewer
         self._custom_name = ""
         self._preview_layer: Image | None = None
+        self._preview_source: Image | None = None
+        self._preview_pending = False  # settings changed while one was computed
+        self._replace_preview = False  # a layer was removed: replace, not update
         self._generation = 0
         self.worker = None
         self.preview_worker = None
@@ -160,6 +209,7 @@ class KernelsWidget(QWidget):
         self.mode = ComboBox(label="border", choices=kernels.MODES, value="reflect")
         self.live = CheckBox(text="live preview (current plane)")
         self.status = Label(value="")
+        wrap(self.status)  # long messages must not widen the dock
         self.apply_button = PushButton(text="Apply to the whole layer")
         self.controls = Container(
             widgets=[
@@ -179,6 +229,7 @@ class KernelsWidget(QWidget):
         viewer_links = [
             *((e, self._refresh_layers) for e in (events.inserted, events.removed)),
             (events.reordered, self._refresh_layers),
+            (events.removed, self._on_layer_removed),
             (dims.current_step, self._schedule_preview),
             (dims.order, self._schedule_preview),
         ]
@@ -197,11 +248,35 @@ class KernelsWidget(QWidget):
         return [
             (layer.name, layer)
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer is not self._preview_layer
+            if isinstance(layer, Image)
+            and layer is not self._preview_layer
+            and not layer.metadata.get(PREVIEW_KEY)
         ]
 
     def _refresh_layers(self, _event=None) -> None:
         self.layer.reset_choices()
+
+    def _on_layer_removed(self, event) -> None:
+        """Forget a removed preview; drop the preview of a removed source.
+
+        Mesa's llvmpipe (napari 0.9, vispy 0.17) can crash when a layer that
+        stays is updated in place after another layer was removed; so after
+        any removal the preview is replaced rather than updated, and the
+        preview of a removed source is removed (later, not inside this event).
+        """
+        self._replace_preview = True
+        if event.value is self._preview_layer:
+            self._preview_layer = self._preview_source = None
+            self._generation += 1
+        elif event.value is self._preview_source:
+            self._preview_source = None
+            self._generation += 1  # results in flight are for the removed source
+            QTimer.singleShot(0, self._drop_orphan_preview)
+
+    def _drop_orphan_preview(self) -> None:
+        if self._preview_layer is not None and self._preview_source is None:
+            self._remove_preview()
+            self.status.value = "Preview removed with its source image."
 
     # -- reacting to the controls ------------------------------------------------
 
@@ -221,6 +296,7 @@ class KernelsWidget(QWidget):
             weights = kernels.kernel_weights(self.kernel.value, **self.kernel_params())
         except KernelError as exc:
             self.grid.set_message(f"<b>Invalid kernel:</b> {exc}")
+            self._mark_preview_stale(str(exc))
             return
         size = "x".join(map(str, weights[0].shape))
         note = f"{size}, sum {weights[0].sum():.4g}"
@@ -300,42 +376,80 @@ class KernelsWidget(QWidget):
         """
         if not self.live.value:
             return None
+        running = self.preview_worker
+        if running is not None and running.is_running:
+            self._preview_pending = True  # one more when this one is done
+            return running
         try:
             job = self.job(plane=True)
         except KernelError as exc:
-            self.status.value = f"preview: {exc}"[:200]
+            self.status.value = f"preview: {exc}"
+            self._mark_preview_stale(str(exc))
             return None
         self.status.value = ""
         self._generation += 1
         generation = self._generation
-        worker = create_worker(lambda: np.asarray(job.run()))
+        worker = create_worker(compute_preview, job)
         worker.returned.connect(lambda out: self._show_preview(job, out, generation))
         worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_preview_finished)
         self.preview_worker = worker
         worker.start()
         return worker
 
-    def _show_preview(self, job: Job, out: np.ndarray, generation: int) -> None:
-        if generation != self._generation or not self.live.value:
+    def _on_preview_finished(self) -> None:
+        self.preview_worker = None
+        if self._preview_pending:
+            self._preview_pending = False
+            self.update_preview()
+
+    def _show_preview(self, job: Job, preview: Preview, generation: int) -> None:
+        stale = self._preview_pending or generation != self._generation
+        if stale or not self.live.value or job.layer not in self.viewer.layers:
             return
         kwargs = job.layer_kwargs(suffix=" preview")
+        kwargs["metadata"] = {**kwargs["metadata"], PREVIEW_KEY: True}
+        scale = np.asarray(kwargs["scale"], dtype=float).copy()
+        scale[list(job.axes)] *= preview.step
+        kwargs.update(scale=scale, contrast_limits=preview.limits)
+        if preview.step > 1:
+            self.status.value = f"preview shown at 1/{preview.step} resolution"
         layer = self._preview_layer
+        self._preview_source = job.layer
         if (
             layer is None
             or layer not in self.viewer.layers
+            or self._replace_preview
             or layer.rgb != job.rgb
-            or (layer.ndim != out.ndim - job.rgb)
+            or (layer.ndim != preview.data.ndim - job.rgb)
         ):
-            self._remove_preview()
-            self._preview_layer = self.viewer.add_image(out, **kwargs)
+            self._replace_preview_layer(preview.data, kwargs)
             return
-        layer.data = out
+        layer.data = preview.data
         layer.name = kwargs["name"]
-        layer.translate = kwargs["translate"]
-        layer.reset_contrast_limits()
+        layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+        layer.contrast_limits = preview.limits
+        layer.metadata = kwargs["metadata"]
+
+    def _replace_preview_layer(self, data: np.ndarray, kwargs: dict) -> None:
+        old, self._replace_preview = self._preview_layer, False
+        with selection_kept(self.viewer):
+            if old is not None and old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+            self._preview_layer = self.viewer.add_image(data, **kwargs)
+
+    def _mark_preview_stale(self, reason: str) -> None:
+        """Say that the preview on view no longer matches the settings."""
+        self._generation += 1  # a result in flight is for the old settings
+        layer = self._preview_layer
+        if layer is not None and layer in self.viewer.layers:
+            if not layer.name.endswith("(stale)"):
+                layer.name = f"{layer.name} (stale)"
+            self.status.value = f"preview is stale: {reason}"
 
     def _remove_preview(self) -> None:
         layer, self._preview_layer = self._preview_layer, None
+        self._preview_source = None
         self._generation += 1
         if layer is not None and layer in self.viewer.layers:
             self.viewer.layers.remove(layer)
@@ -360,21 +474,22 @@ class KernelsWidget(QWidget):
             show_error(str(exc))
             return None
         worker = create_worker(
-            kernels.iter_apply_named,
-            job.data,
-            job.key,
-            **job.kwargs(),
+            filter_layer,
+            job,
             _progress={"total": _steps(job), "desc": f"{job.layer.name} [{job.label}]"},
         )
-        worker.returned.connect(lambda out: self._add_result(job, out))
+        worker.returned.connect(lambda result: self._add_result(job, *result))
         worker.errored.connect(self._on_error)
         self.worker = worker
         worker.start()
         return worker
 
-    def _add_result(self, job: Job, out: Any) -> None:
+    def _add_result(self, job: Job, out: Any, limits: tuple | None) -> None:
         self._remove_preview()
-        self.viewer.add_image(out, **job.layer_kwargs())
+        kwargs = job.layer_kwargs()
+        if limits is not None:
+            kwargs["contrast_limits"] = limits
+        self.viewer.add_image(out, **kwargs)
 
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Filtering failed: {exc}")
