@@ -66,9 +66,7 @@ def float_with_nan(path: Path) -> None:
 
 def rgba_png(path: Path) -> None:
     rgb = _rgb()
-    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(
-        path
-    )
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(path)
 
 
 def tiff12(path: Path) -> None:

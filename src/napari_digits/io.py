@@ -63,7 +63,9 @@ def atomic_path(
     The caller writes the whole file to the yielded path. When the block ends
     without an exception the file is flushed to disk and renamed over
     ``path`` (atomic on POSIX); on an exception, or if nothing was written,
-    the temporary file is removed and ``path`` is untouched.
+    the temporary file is removed and ``path`` is untouched. A temporary file
+    that a killed process left (``kill -9``) is removed by the next write of
+    the same file.
 
     Parameters
     ----------
@@ -88,9 +90,10 @@ def atomic_path(
     (3,)
     """
     path = Path(path)
+    _sweep_leftovers(path)
     fd, name = tempfile.mkstemp(
         dir=path.parent,
-        prefix=f".{path.name}.",
+        prefix=f"{_temp_prefix(path)}{os.getpid()}.",
         suffix=".tmp" + (path.suffix if suffix is None else suffix),
     )
     os.close(fd)
@@ -106,6 +109,34 @@ def atomic_path(
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _sweep_leftovers(path: Path) -> None:
+    """Remove the temporary files of ``path`` whose writing process is gone."""
+    prefix = _temp_prefix(path)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            rest = entry.name[len(prefix) :]
+            if not entry.name.startswith(prefix) or ".tmp" not in rest:
+                continue
+            pid = rest.split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

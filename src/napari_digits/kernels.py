@@ -45,7 +45,9 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "CATALOGUE",
+    "MAX_BOX_SIZE",
     "MAX_CUSTOM_SIZE",
+    "MAX_SIGMA",
     "MODES",
     "KernelError",
     "KernelSpec",
@@ -67,6 +69,10 @@ __all__ = [
 MODES = ("reflect", "constant", "nearest", "mirror", "wrap")
 #: largest side of a custom kernel
 MAX_CUSTOM_SIZE = 15
+#: largest Gaussian sigma (and unsharp radius): a kernel of 801 x 801 weights
+MAX_SIGMA = 100.0
+#: largest box side, the Gaussian's largest side
+MAX_BOX_SIZE = 801
 
 
 class KernelError(ValueError):
@@ -174,16 +180,33 @@ def _gaussian_1d(sigma: float) -> np.ndarray:
     return phi / phi.sum()
 
 
-def _gaussian(sigma: float) -> np.ndarray:
-    if not sigma > 0:
-        raise KernelError(f"Gaussian sigma must be positive, got {sigma}.")
-    g = _gaussian_1d(sigma)
+def _check_sigma(sigma: Any, what: str = "Gaussian sigma") -> float:
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise KernelError(f"{what} must be a number, got {sigma!r}.") from None
+    if not 0 < sigma <= MAX_SIGMA:  # NaN and inf fail too
+        raise KernelError(
+            f"{what} must be positive and at most {MAX_SIGMA:g} "
+            f"(a {2 * int(4 * MAX_SIGMA + 0.5) + 1}-pixel kernel), got {sigma}."
+        )
+    return sigma
+
+
+def _gaussian(sigma: float, what: str = "Gaussian sigma") -> np.ndarray:
+    g = _gaussian_1d(_check_sigma(sigma, what))
     return np.outer(g, g)
 
 
 def _box(size: int) -> np.ndarray:
-    if int(size) != size or size < 1:
-        raise KernelError(f"Box size must be a positive integer, got {size}.")
+    try:
+        whole = float(size) == int(size)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not 1 <= size <= MAX_BOX_SIZE:
+        raise KernelError(
+            f"Box size must be a whole number from 1 to {MAX_BOX_SIZE}, got {size}."
+        )
     size = int(size)
     return np.full((size, size), 1.0 / size**2)
 
@@ -195,7 +218,9 @@ def _identity(size: int = 3) -> np.ndarray:
 
 
 def _unsharp(radius: float, amount: float) -> np.ndarray:
-    blur = _gaussian(radius)
+    blur = _gaussian(radius, "Unsharp radius")
+    if not np.isfinite(amount):
+        raise KernelError(f"Unsharp amount must be a finite number, got {amount}.")
     return (1.0 + amount) * _identity(blur.shape[0]) - amount * blur
 
 

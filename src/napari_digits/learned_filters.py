@@ -30,12 +30,16 @@ import numpy as np
 from napari_digits.engine.protocol import ConvWeights
 
 __all__ = [
+    "MAX_FEATURE_MAP_BYTES",
+    "MAX_TILE_PIXELS",
     "FilterTiles",
     "ImageTooSmallError",
     "Match",
     "NoConvolutionError",
+    "TooLargeError",
     "activation_maps",
     "as_kernel",
+    "check_feature_maps",
     "check_kernel",
     "classic_catalogue",
     "closest_classic",
@@ -56,6 +60,18 @@ class NoConvolutionError(ValueError):
 
 class ImageTooSmallError(ValueError):
     """The image is smaller than the filter it should be filtered with."""
+
+
+class TooLargeError(ValueError):
+    """A result would take more memory than its limit; the message says how much."""
+
+
+#: the most pixels of a tiled-filters image (about 64 MiB as float32)
+MAX_TILE_PIXELS = 2**24
+#: the most bytes of float32 feature maps computed for one image, all layers
+#: together (the sample page, 1754 x 1240, through the shipped model's 20 + 40
+#: filters, pooled once, takes 249 MiB)
+MAX_FEATURE_MAP_BYTES = 2**29
 
 
 # --------------------------------------------------------------------------
@@ -168,6 +184,44 @@ def grid_shape(n_filters: int, n_channels: int) -> tuple[int, int]:
     return math.ceil(n_filters / columns), columns
 
 
+def tiled_shape(
+    kernel_shape: tuple[int, ...], zoom: int, gap: int | None, label_space: int = 0
+) -> tuple[int, int]:
+    """Return the shape of :func:`tile_filters`' image, refusing a too large one.
+
+    Raises
+    ------
+    ValueError
+        When ``zoom`` is not a whole number of at least 1 or ``gap`` negative.
+    TooLargeError
+        When the image would have more than :data:`MAX_TILE_PIXELS` pixels;
+        the message names the largest zoom allowed.
+    """
+    if int(zoom) != zoom or zoom < 1 or (gap is not None and gap < 0):
+        raise ValueError(
+            f"zoom must be a whole number >= 1 and gap >= 0: {zoom}, {gap}"
+        )
+    height, width, n_channels, n_filters = kernel_shape
+    rows, columns = grid_shape(n_filters, n_channels)
+
+    def shape(z: int) -> tuple[int, int]:
+        g = max(1, z // 3) if gap is None else gap
+        row = label_space + height * z + g
+        return rows * row - g, columns * width * z + (columns - 1) * g
+
+    size = shape(zoom)
+    if size[0] * size[1] > MAX_TILE_PIXELS:
+        best = max(
+            (z for z in range(1, zoom) if np.prod(shape(z)) <= MAX_TILE_PIXELS),
+            default=0,
+        )
+        raise TooLargeError(
+            f"zoom {zoom} makes a {size[0]}x{size[1]} image, more than "
+            f"{MAX_TILE_PIXELS:,} pixels; use a zoom of at most {best}"
+        )
+    return size
+
+
 def tile_filters(
     kernel: np.ndarray,
     *,
@@ -210,16 +264,13 @@ def tile_filters(
     """
     kernel = check_kernel(kernel)
     height, width, n_channels, n_filters = kernel.shape
-    zoom = zoom or default_zoom(height, width)
+    zoom = default_zoom(height, width) if zoom is None else zoom
+    shape = tiled_shape(kernel.shape, zoom, gap, label_space)
     gap = max(1, zoom // 3) if gap is None else gap
-    rows, columns = grid_shape(n_filters, n_channels)
+    _, columns = grid_shape(n_filters, n_channels)
     th, tw = height * zoom, width * zoom
     row_height = label_space + th + gap
-    image = np.full(
-        (rows * row_height - gap, columns * tw + (columns - 1) * gap),
-        fill,
-        dtype=np.float32,
-    )
+    image = np.full(shape, fill, dtype=np.float32)
     boxes, filters, channels = [], [], []
     for channel in range(n_channels):
         for index in range(n_filters):
@@ -316,9 +367,47 @@ def activation_maps(
         pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (height, width)]
         x = np.pad(x, [*pads, (0, 0)])
     check_image_size(x.shape[:2], (height, width))
+    check_feature_maps(x.shape[:2], [(*x.shape[:2], kernel.shape[-1])])
     windows = np.lib.stride_tricks.sliding_window_view(x, (height, width), axis=(0, 1))
-    out = np.einsum("ijcuv,uvcf->ijf", windows, kernel) + np.asarray(conv.bias)
-    return activate(out, conv.activation).astype(np.float32)
+    out = np.empty((*windows.shape[:2], kernel.shape[-1]), dtype=np.float32)
+    rows = max(1, 2**22 // (windows.shape[1] * kernel.shape[-1]))  # 32 MiB strips
+    for r in range(0, len(out), rows):
+        strip = np.einsum("ijcuv,uvcf->ijf", windows[r : r + rows], kernel)
+        out[r : r + rows] = activate(strip + np.asarray(conv.bias), conv.activation)
+    return out
+
+
+def check_feature_maps(
+    image_shape: tuple[int, ...],
+    map_shapes: list[tuple[int, ...]],
+    *,
+    limit: int = MAX_FEATURE_MAP_BYTES,
+) -> None:
+    """Refuse an image whose float32 feature maps would pass ``limit`` bytes.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        The image's (height, width).
+    map_shapes : list of tuple of int
+        The shape of each layer's maps, ``(height', width', filters)``.
+    limit : int
+        The most bytes allowed.
+
+    Raises
+    ------
+    TooLargeError
+        Naming the size of image that fits.
+    """
+    need = sum(4 * math.prod(int(n) for n in shape) for shape in map_shapes)
+    if need > limit:
+        scale = math.sqrt(limit / need)
+        h, w = (int(n * scale) for n in image_shape[:2])
+        raise TooLargeError(
+            f"the feature maps of a {image_shape[0]}x{image_shape[1]} image take "
+            f"{need / 2**20:,.0f} MiB, more than the limit of {limit / 2**20:,.0f} "
+            f"MiB: crop or downscale the image (to about {h}x{w})"
+        )
 
 
 def check_image_size(shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> None:

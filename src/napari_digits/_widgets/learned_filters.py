@@ -68,6 +68,7 @@ def feature_maps(
 
         image = load_mnist().x_test[image].astype(np.float32) / 255
     lf.check_image_size(image.shape, conv.kernel.shape[:2])
+    lf.check_feature_maps(image.shape, [(*image.shape, conv.kernel.shape[-1])])
     return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
 
 

@@ -8,8 +8,14 @@ Example::
         --out sharp.tif --mode nearest
 
 The result is float32 (see :mod:`napari_digits.kernels`), written as TIFF
-(``.tif``/``.tiff``) or a numpy ``.npy`` file. Images with NaN or inf are
-refused, as in the viewer.
+(``.tif``/``.tiff``) or a numpy ``.npy`` file, atomically (a temporary file
+beside it, then renamed): the file that was there stays whole if the command
+is killed or the disk is full. The output may not be the input, and is
+checked before any work starts. Images are read with
+:func:`napari_digits.io.read_image` (every format a user has; pages larger
+than ``--max-pixels`` are refused); images with NaN or inf are refused, as in
+the viewer. A colour stack ``(T, H, W, 3)`` is filtered channel by channel and
+plane by plane.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_digits import kernels
+from napari_digits import io, kernels
 
 OUTPUTS = (".tif", ".tiff", ".npy")
 
@@ -56,6 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"one of: {', '.join(kernels.CATALOGUE)}",
     )
     parser.add_argument("--out", required=True, type=Path, help="output .tif or .npy")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=io.MAX_PIXELS,
+        help=f"refuse larger images (default {io.MAX_PIXELS:,} pixels)",
+    )
     parser.add_argument("--mode", default="reflect", choices=kernels.MODES)
     parser.add_argument(
         "--cval", type=float, default=0.0, help="value for --mode constant"
@@ -72,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--rgb",
         choices=("auto", "yes", "no"),
         default="auto",
-        help="last axis holds colour channels (auto: 3 or 4 channels last, 3D image)",
+        help="last axis holds colour channels (auto: 3 or 4 channels last, 3D or more)",
     )
     parser.set_defaults(run=run)
     return parser
@@ -92,18 +104,37 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 1 with a message on stderr for bad input.
     """
     try:
-        image = read_image(args.input)
+        params = _params(args)
+        kernels.kernel_weights(args.kernel, **params)  # bad values: before work
+        _check_out(args)
+        image = read_image(args.input, max_pixels=args.max_pixels)
         rgb = is_rgb(image, args.rgb)
         _refuse_nonfinite(image, args.input)
         result = kernels.apply_named(
-            image, args.kernel, mode=args.mode, cval=args.cval, rgb=rgb, **_params(args)
+            image, args.kernel, mode=args.mode, cval=args.cval, rgb=rgb, **params
         )
+        del image
         write_result(result, args.out, rgb=rgb)
-    except (CommandError, kernels.KernelError) as exc:
+    except (CommandError, kernels.KernelError, OSError) as exc:
         print(f"napari-digits filter: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(
+            f"napari-digits filter: error: not enough memory to filter {args.input}",
+            file=sys.stderr,
+        )
         return 1
     print(f"{args.out}: {args.kernel} of {args.input.name}, {result.shape} float32")
     return 0
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    if not np.isfinite(args.cval):
+        raise CommandError(f"--cval must be a finite number, not {args.cval}")
+    if args.max_pixels < 1:
+        raise CommandError(f"--max-pixels must be positive, not {args.max_pixels}")
+    _check_suffix(args.out)
+    io.check_output(args.out, inputs=[args.input], what="--out")
 
 
 def _params(args: argparse.Namespace) -> dict:
@@ -119,35 +150,22 @@ def _params(args: argparse.Namespace) -> dict:
     return params
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file into an array.
+def read_image(path: Path, *, max_pixels: int | None = io.MAX_PIXELS) -> np.ndarray:
+    """Read an image file into an array with :func:`napari_digits.io.read_image`.
 
     Raises
     ------
-    CommandError
-        If the file is missing or not a readable image.
+    napari_digits.io.ImageReadError
+        If the file is missing, not a readable image, or too large.
     """
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return tifffile.imread(path)
-        import imageio.v3 as iio
-
-        return np.asarray(iio.imread(path))
-    except Exception as exc:  # any reader failure is a bad input file
-        raise CommandError(f"{path}: cannot read it as an image ({exc})") from None
+    return io.read_image(path, max_pixels=max_pixels)
 
 
 def is_rgb(image: np.ndarray, choice: str) -> bool:
     """Decide whether the last axis holds colour channels."""
     if choice != "auto":
         return choice == "yes"
-    return image.ndim == 3 and image.shape[-1] in (3, 4)
+    return image.ndim >= 3 and image.shape[-1] in (3, 4)
 
 
 def _refuse_nonfinite(image: np.ndarray, path: Path) -> None:
@@ -159,26 +177,30 @@ def _refuse_nonfinite(image: np.ndarray, path: Path) -> None:
         )
 
 
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in OUTPUTS:
+        raise CommandError(
+            f"{path}: write the float32 result as {' or '.join(OUTPUTS)} "
+            "(PNG and JPEG cannot hold float32)"
+        )
+
+
 def write_result(result: np.ndarray, path: Path, *, rgb: bool = False) -> None:
-    """Write a float32 result as TIFF or ``.npy``.
+    """Write a float32 result as TIFF or ``.npy``, atomically.
 
     Raises
     ------
     CommandError
         For another file extension (PNG/JPEG cannot hold float32).
+    OSError
+        When the file cannot be written (the file that was there is kept).
     """
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUTS:
-        raise CommandError(
-            f"{path}: write the float32 result as {' or '.join(OUTPUTS)} "
-            "(PNG and JPEG cannot hold float32)"
-        )
-    if not path.parent.is_dir():
-        raise CommandError(f"{path.parent}: no such directory")
-    if suffix == ".npy":
-        np.save(path, result)
-        return
-    import tifffile
+    _check_suffix(path)
+    with io.atomic_open(path, "wb") as f:
+        if path.suffix.lower() == ".npy":
+            np.save(f, result)
+            return
+        import tifffile
 
-    photometric = "rgb" if rgb else "minisblack"
-    tifffile.imwrite(path, np.ascontiguousarray(result), photometric=photometric)
+        photometric = "rgb" if rgb and result.shape[-1] == 3 else "minisblack"
+        tifffile.imwrite(f, np.ascontiguousarray(result), photometric=photometric)

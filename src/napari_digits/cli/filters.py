@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from napari_digits import io
 from napari_digits import learned_filters as lf
 from napari_digits.current_model import shipped_model_path
 
@@ -38,9 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "tiles row by row; several input channels: one row per channel).",
     )
     parser.add_argument("model", nargs="?", help="a .keras file (default: shipped)")
-    parser.add_argument("--out", help="PNG file to write the tiled filters to")
     parser.add_argument(
-        "--zoom", type=int, default=None, help="pixels per weight (default: ~30/tile)"
+        "--out", type=Path, help="PNG file to write the tiled filters to"
+    )
+    parser.add_argument(
+        "--zoom",
+        type=int,
+        default=None,
+        help="pixels per weight, 1 or more (default: ~30/tile); the image may "
+        f"have at most {lf.MAX_TILE_PIXELS:,} pixels",
     )
     parser.set_defaults(run=run)
     return parser
@@ -56,11 +64,12 @@ def describe_layer(conv: object) -> str:
     )
 
 
-def write_png(path: str, tiles: lf.FilterTiles) -> None:
-    """Write the colour-mapped tiles to ``path`` as a PNG."""
+def write_png(path: str | Path, tiles: lf.FilterTiles) -> None:
+    """Write the colour-mapped tiles to ``path`` as a PNG, atomically."""
     import imageio.v3 as iio
 
-    iio.imwrite(path, lf.colour_tiles(tiles), extension=".png")
+    with io.atomic_open(path, "wb") as f:
+        iio.imwrite(f, lf.colour_tiles(tiles), extension=".png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,15 +86,22 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 1 on a user error (message on stderr).
     """
     path = args.model or str(shipped_model_path())
-    from napari_digits.engine import models
-
     try:
+        if args.zoom is not None and args.zoom < 1:
+            raise ValueError(f"--zoom must be 1 or more, not {args.zoom}")
+        if args.out:
+            io.check_output(args.out, inputs=[path], what="--out")
+        from napari_digits.engine import models
+
         conv = models.first_layer(path)
         tiles = lf.tile_filters(conv.kernel, zoom=args.zoom)
         if args.out:
             write_png(args.out, tiles)
     except (OSError, ValueError) as exc:  # ModelFileError, NoConvolutionError
         print(f"napari-digits filters: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("napari-digits filters: error: not enough memory", file=sys.stderr)
         return 1
     print(f"model: {path}")
     print(describe_layer(conv))

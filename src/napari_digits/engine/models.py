@@ -251,6 +251,11 @@ def feature_maps(
         image = image / 255.0
     stat = Path(model_path).stat()
     sub = _feature_model(str(model_path), stat.st_mtime_ns, depth)
+    from napari_digits.learned_filters import check_feature_maps  # memory bound
+
+    shapes = sub.compute_output_shape((1, *image.shape, 1))
+    shapes = shapes if isinstance(shapes, list) else [shapes]
+    check_feature_maps(image.shape, [shape[1:] for shape in shapes])
     try:
         outputs = sub(tf.constant(image[None, ..., None], tf.float32), training=False)
     except (ValueError, tf.errors.OpError) as exc:
