@@ -93,7 +93,8 @@ class Probe:
         self.ticks.append(time.perf_counter())
         if len(self.ticks) % 5 == 0:  # zoom in and out: the canvas redraws
             phase = len(self.ticks) // 5 % 20
-            self.viewer.camera.zoom *= 1.02 if phase < 10 else 1 / 1.02
+            camera = getattr(self.viewer, "scene", self.viewer).camera
+            camera.zoom *= 1.02 if phase < 10 else 1 / 1.02
 
     def _watch(self) -> None:
         """Sample the GUI thread's stack while the probe is late (a stall)."""

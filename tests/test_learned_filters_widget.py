@@ -126,7 +126,14 @@ def test_feature_maps_of_a_digit_equal_numpy(
     maps = widget.viewer.layers["feature maps: layer 1"]
     assert maps.data.shape == (8, 26, 26)
     np.testing.assert_allclose(np.moveaxis(maps.data, 0, -1), expected, atol=1e-5)
-    assert maps.translate[1:].tolist() == [1.0, 1.0]  # centred over the digit
+    digit_layer = widget.viewer.layers["MNIST test digit"]
+    # right of the digit, row for row, at the digit's (visible) scale
+    assert maps.scale[1:].tolist() == digit_layer.scale.tolist()
+    assert maps.translate[1] == digit_layer.translate[0] + digit_layer.scale[0]
+    assert maps.translate[2] > digit_layer.extent.world[1][1]
+    np.testing.assert_allclose(
+        maps.contrast_limits, np.percentile(maps.data, [1, 99]), rtol=1e-5
+    )
     assert widget.viewer.layers["feature maps: layer 2"].data.shape == (5, 12, 12)
     np.testing.assert_allclose(widget.viewer.layers["MNIST test digit"].data, digit)
 
@@ -147,12 +154,18 @@ def test_feature_maps_of_an_rgb_layer_plane(widget, qtbot, models, notes):
     maps = widget.viewer.layers["feature maps: layer 1"].data
     np.testing.assert_allclose(np.moveaxis(maps, 0, -1), expected, atol=1e-5)
     assert "feature maps: layer 2" not in widget.viewer.layers
-    # the maps lie over the photo ("same" padding: pixel for pixel)
+    # the maps lie beside the photo, row for row ("same" padding: pixel for pixel)
     layer = widget.viewer.layers["feature maps: layer 1"]
-    assert layer.scale[1:].tolist() == [2, 2] and layer.translate[1:].tolist() == [5, 0]
+    photo = widget.viewer.layers["photo"]
+    assert layer.scale[1:].tolist() == [2, 2] and layer.translate[1] == 5
+    assert layer.translate[2] > photo.extent.world[1][-1]
+    assert set(widget.viewer.layers.selection) == {photo}  # the user's choice kept
 
 
 def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
+    assert not widget.follow.value  # off by default
+    mine = widget.viewer.add_image(np.zeros((50, 60)), name="mine")
+    widget.follow.value = True
     kernels = np.random.default_rng(1).normal(size=(2, 3, 3, 1, 4)).astype(np.float32)
     for epoch, kernel in enumerate(kernels, start=1):
         progress = TrainingProgress(
@@ -164,6 +177,8 @@ def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
         tiles = lf.tile_filters(kernel, label_space=LABEL_SPACE)
         np.testing.assert_array_equal(layer.data, tiles.image)
         assert layer.metadata["source"] == f"epoch {epoch}"
+        assert widget.viewer.layers.selection.active is mine  # never taken
+        assert set(widget.viewer.layers.selection) == {mine}
     widget.follow.value = False
     current_model.epoch_ended.emit(
         progress.__class__(**{**progress.__dict__, "epoch": 3})
@@ -242,3 +257,38 @@ def test_send_a_learned_filter_to_the_kernels_widget(
         parse_kernel(kernels_widget.custom.value), expected, rtol=1e-5
     )
     assert "learned filter 1" in notes["info"][-1]
+
+
+def test_tiles_go_beside_the_users_image_and_into_view(widget, qtbot, models):
+    use(models, "conv3x3")
+    image = widget.viewer.add_image(np.zeros((300, 200)), name="page", translate=(7, 3))
+    show_model(qtbot, widget)
+    tiles = widget.viewer.layers[FILTERS_LAYER]
+    labels = widget.viewer.layers[LABELS_LAYER]
+    (top, left), (bottom, right) = image.extent.world
+    assert tiles.translate[0] == top and tiles.translate[1] > right
+    # as tall as the image, so that the tiles are visible next to it
+    assert tiles.extent.world[1][0] == pytest.approx(bottom, rel=0.02)
+    np.testing.assert_array_equal(labels.translate, tiles.translate)
+    np.testing.assert_array_equal(labels.scale, tiles.scale)
+    centre = getattr(widget.viewer, "scene", widget.viewer).camera.center[-1]
+    assert left < centre < tiles.extent.world[1][1]  # both in view
+    assert widget.viewer.layers.selection.active is image
+
+
+def test_a_long_status_wraps_and_the_dock_stays_narrow(widget, qtbot):
+    before = widget.width()
+    widget.status.value = "word " * 100  # 500 characters
+    widget.model_label.value = "model: " + "x" * 400
+    qtbot.wait(100)
+    assert widget.status.native.wordWrap()
+    assert widget.width() <= max(before, 450), (before, widget.width())
+
+
+def test_the_engine_starts_when_the_dock_opens(make_napari_viewer, qtbot, engine):
+    engine.shutdown()
+    viewer = make_napari_viewer()
+    widget = LearnedFiltersWidget(viewer)
+    assert widget.status.value == "starting engine..." and widget.busy
+    wait(qtbot, widget)
+    assert widget.status.value == "" and engine.alive

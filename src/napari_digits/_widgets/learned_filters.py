@@ -20,6 +20,14 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import learned_filters as lf
 from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets._display import (
+    GAP_FRACTION,
+    beside,
+    percentile_limits,
+    scene_extent,
+    selection_kept,
+    wrap,
+)
 from napari_digits.current_model import current_model
 from napari_digits.engine.protocol import ConvWeights, FeatureMaps, GetFirstLayer
 
@@ -35,6 +43,8 @@ MNIST_SOURCE = "MNIST test digit"
 TABLE_COLUMNS = ("filter", "channel", "r", "closest kernel")
 #: pixels above every row of tiles, where the filter indices are written
 LABEL_SPACE = 10
+#: marks the layers this dock adds (they are results, not the user's scene)
+RESULT_KEY = "napari_digits_learned_filters"
 
 
 def first_layer(model: str) -> ConvWeights:
@@ -70,6 +80,15 @@ def feature_maps(
     lf.check_image_size(image.shape, conv.kernel.shape[:2])
     lf.check_feature_maps(image.shape, [(*image.shape, conv.kernel.shape[-1])])
     return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
+
+
+def start_engine() -> str:
+    """Start the engine and load TensorFlow in it (worker thread); say so."""
+    from napari_digits.engine.client import get_engine
+    from napari_digits.engine.protocol import ListDevices
+
+    get_engine().call(ListDevices())
+    return "engine ready"
 
 
 def placement(
@@ -108,17 +127,20 @@ class LearnedFiltersWidget(QWidget):
         self.conv: ConvWeights | None = None
         self.matches: list[lf.Match] = []
         self.worker = None  # the running background worker, if any
+        self._new_results = False
         self._queue: deque = deque()  # requests waiting for it
         ensure_pool_threads()
         self._build()
         self._connect()
+        self.warm_up()
 
     # -- layout --------------------------------------------------------------
 
     def _build(self) -> None:
         self.model_label = Label(value=self._model_text())
         self.show_button = PushButton(text="Show the current model's filters")
-        self.follow = CheckBox(text="Follow a running training", value=True)
+        self.follow = CheckBox(text="Follow a running training", value=False)
+        self.status = Label(value="")
         self.source = ComboBox(label="input", choices=self._sources)
         self.digit = SpinBox(label="digit index", max=9999)
         self.second = CheckBox(text="second layer's maps too", value=False)
@@ -130,7 +152,7 @@ class LearnedFiltersWidget(QWidget):
         self.send_button = PushButton(text="Send to the Kernels widget")
         self.controls = Container(
             widgets=[
-                self.model_label, self.show_button, self.follow,
+                self.model_label, self.status, self.show_button, self.follow,
                 Label(value="<b>Feature maps</b>"), self.source, self.digit,
                 self.second, self.maps_button,
                 Label(value="<b>One learned filter</b>"), self.filter_index,
@@ -144,6 +166,25 @@ class LearnedFiltersWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.table)
+        for label in (self.model_label, self.status):
+            wrap(label)  # a long path or message must not widen the dock
+
+    def warm_up(self) -> None:
+        """Start the engine in the background, so that the first request is quick.
+
+        TensorFlow takes seconds to load; the dock says "starting engine..."
+        meanwhile instead of making the first button press wait for it.
+        """
+        from napari_digits.engine.client import get_engine
+
+        if get_engine().alive:
+            return
+        self.status.value = "starting engine..."
+        self._run(start_engine, self._on_ready, "starting engine")
+
+    def _on_ready(self, message: str) -> None:
+        if self.status.value == "starting engine...":
+            self.status.value = ""
 
     def _connect(self) -> None:
         self.show_button.changed.connect(self.show_current_model)
@@ -207,6 +248,8 @@ class LearnedFiltersWidget(QWidget):
         return self.worker is not None or bool(self._queue)
 
     def _on_error(self, exc: Exception) -> None:
+        if self.status.value == "starting engine...":
+            self.status.value = f"the engine did not start: {exc}"
         show_error(f"Learned filters: {exc}")
 
     # -- the filters ---------------------------------------------------------
@@ -236,12 +279,22 @@ class LearnedFiltersWidget(QWidget):
             return
         self.conv, self.matches = conv, matches
         table = lf.match_table(matches)
-        self._show_tiles(tiles, source, table)
-        self._show_labels(tiles, table)
+        self._new_results = False
+        with selection_kept(self.viewer):
+            self._show_tiles(tiles, source, table)
+            self._show_labels(tiles, table)
+        if self._new_results:
+            self.viewer.reset_view()  # bring the new tiles into view
         _, _, channels, filters = conv.kernel.shape
         self._fill_table(table)
         self.table.setColumnHidden(1, channels == 1)
         self.filter_index.max, self.channel.max = filters - 1, channels - 1
+
+    def _scene(self) -> np.ndarray | None:
+        """Return the extent of the user's layers (not this dock's results)."""
+        return scene_extent(
+            layer for layer in self.viewer.layers if not layer.metadata.get(RESULT_KEY)
+        )
 
     def _show_tiles(self, tiles: lf.FilterTiles, source: str, table: dict) -> None:
         limits = (-tiles.limit, tiles.limit)
@@ -257,27 +310,38 @@ class LearnedFiltersWidget(QWidget):
             colormap=DIVERGING,
             contrast_limits=limits,
             interpolation2d="nearest",
-            metadata=metadata,
+            metadata={**metadata, RESULT_KEY: True},
+            # beside the user's images, as tall as they are
+            **beside(self._scene(), tiles.image.shape),
         )
+        self._new_results = True
 
     def _show_labels(self, tiles: lf.FilterTiles, table: dict) -> None:
         rectangles = [
-            np.array([[r0, c0], [r1, c1]]) - 0.5 for r0, c0, r1, c1 in tiles.boxes
+            (np.array([[r0, c0], [r1, c1]]) - 0.5, "rectangle")
+            for r0, c0, r1, c1 in tiles.boxes
         ]
+        where = self.viewer.layers[FILTERS_LAYER]
         if LABELS_LAYER in self.viewer.layers:
+            # in place, whatever the count: removing a Shapes layer and adding
+            # another crashes Mesa's llvmpipe (issue 9)
             layer = self.viewer.layers[LABELS_LAYER]
-            if len(layer.data) == len(rectangles):
-                layer.data, layer.features = rectangles, table
-                return
-            self.viewer.layers.remove(layer)
+            layer.data = rectangles
+            layer.features = table
+            layer.edge_width = 0.5
+            layer.edge_color = "#777777"
+            layer.refresh_text()
+            return
         self.viewer.add_shapes(
             rectangles,
-            shape_type="rectangle",
             name=LABELS_LAYER,
             features=table,
             face_color="transparent",
             edge_color="#777777",
             edge_width=0.5,
+            scale=where.scale,
+            translate=where.translate,
+            metadata={RESULT_KEY: True},
             # upper_left: above the tile, in the label space of tile_filters
             text={
                 "string": "{filter}",
@@ -286,7 +350,6 @@ class LearnedFiltersWidget(QWidget):
                 "color": "black",
             },
         )
-        self.viewer.layers.selection.active = self.viewer.layers[FILTERS_LAYER]
 
     def _fill_table(self, table: dict) -> None:
         self.table.setRowCount(len(table["filter"]))
@@ -319,7 +382,7 @@ class LearnedFiltersWidget(QWidget):
         if not path.exists():
             show_error(f"No model at {path}: train or load one first.")
             return
-        image, world = self.digit.value, ((1, 1), (0, 0))
+        image, world = self.digit.value, None
         if self.source.value != MNIST_SOURCE:
             layer = self.viewer.layers[self.source.value]
             world = (layer.scale[-2:], layer.translate[-2:])
@@ -329,7 +392,7 @@ class LearnedFiltersWidget(QWidget):
                 show_error(f"Feature maps: {exc}")
                 return
         depth = 2 if self.second.value else 1
-        done = partial(self._on_maps, digit=isinstance(image, int), world=world)
+        done = partial(self._on_maps, world=world)
         self._run(feature_maps, done, "feature maps", str(path), image, depth)
 
     def _layer_plane(self, layer: Any) -> np.ndarray:
@@ -342,26 +405,41 @@ class LearnedFiltersWidget(QWidget):
             show_warning(f"{layer.name} is RGB: converted to grey for the network")
         return lf.to_grey(plane, rgb=layer.rgb)
 
-    def _on_maps(self, result: tuple, *, digit: bool, world: tuple) -> None:
+    def _on_maps(self, result: tuple, *, world: tuple | None) -> None:
+        """Show the maps to the right of their input, one layer's maps a column.
+
+        An MNIST digit (``world`` None) goes right of the user's images first,
+        as tall as they are, so that its 28x28 maps are not a speck.
+        """
         image, maps = result
-        if digit:
-            self._set_image(DIGIT_LAYER, image, {"colormap": "gray"})
-        for depth, activations in enumerate(maps, start=1):
-            stack = np.moveaxis(np.asarray(activations), -1, 0)
-            where = placement(image.shape, stack.shape, world)
-            kwargs = {"colormap": "magma", **where}
-            self._set_image(f"feature maps: layer {depth}", stack, kwargs)
+        with selection_kept(self.viewer):
+            if world is None:
+                where = beside(self._scene(), image.shape)
+                self._set_image(DIGIT_LAYER, image, {"colormap": "gray", **where})
+                world = (where["scale"], where["translate"])
+            scale, (top, left) = (np.asarray(v, dtype=float) for v in world)
+            width = image.shape[-1] * scale[-1] * (1 + GAP_FRACTION)
+            for depth, activations in enumerate(maps, start=1):
+                stack = np.moveaxis(np.asarray(activations), -1, 0)
+                shifted = (scale, (top, left + depth * width))
+                kwargs = {
+                    "colormap": "magma",
+                    **placement(image.shape, stack.shape, shifted),
+                }
+                self._set_image(f"feature maps: layer {depth}", stack, kwargs)
+        self.viewer.reset_view()  # the input and its maps in view
 
     def _set_image(self, name: str, data: np.ndarray, kwargs: dict) -> None:
+        kwargs = {"contrast_limits": percentile_limits(data), **kwargs}
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data
-            for key in ("scale", "translate"):
+            for key in ("scale", "translate", "contrast_limits"):
                 if key in kwargs:
                     setattr(layer, key, kwargs[key])
-            layer.reset_contrast_limits()
         else:
-            self.viewer.add_image(data, name=name, **kwargs)
+            metadata = {RESULT_KEY: True}
+            self.viewer.add_image(data, name=name, metadata=metadata, **kwargs)
 
     # -- one filter ----------------------------------------------------------
 
@@ -395,7 +473,8 @@ class LearnedFiltersWidget(QWidget):
         where = {"scale": layer.scale, "translate": layer.translate}
 
         def done(result: np.ndarray) -> None:
-            self._set_image(name, result, {"colormap": "gray", **where})
+            with selection_kept(self.viewer):
+                self._set_image(name, result, {"colormap": "gray", **where})
 
         apply = partial(apply_kernel, rgb=layer.rgb)
         self._run(apply, done, "applying filter", layer.data, weights)
