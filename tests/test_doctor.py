@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from napari_digits.cli import _system as system
 from napari_digits.cli import doctor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,11 +113,11 @@ def test_llvmpipe_is_named_with_what_it_implies():
     ],
 )
 def test_why_tensorflow_sees_no_gpu(monkeypatch, dist, cuda_build, libraries, fix):
-    monkeypatch.setattr(doctor, "_tensorflow_dist", lambda: dist)
+    monkeypatch.setattr(system, "tensorflow_dist", lambda: dist)
     build = {"is_cuda_build": cuda_build, "cuda_version": "12.5.1"}
-    monkeypatch.setattr(doctor, "_build_info", lambda: build)
-    monkeypatch.setattr(doctor, "_cuda_libraries", lambda: libraries)
-    monkeypatch.setattr(doctor, "_nvidia_driver", lambda: "550.54")
+    monkeypatch.setattr(system, "build_info", lambda: build)
+    monkeypatch.setattr(system, "cuda_libraries", lambda: libraries)
+    monkeypatch.setattr(system, "nvidia_driver", lambda: "550.54")
     context = doctor.Context(devices=[])
     check = doctor.check_gpu(context)
     assert check.status == "FAIL" and "550.54" in check.message
@@ -124,7 +125,7 @@ def test_why_tensorflow_sees_no_gpu(monkeypatch, dist, cuda_build, libraries, fi
 
 
 def test_no_driver_means_cpu_and_is_fine(monkeypatch):
-    monkeypatch.setattr(doctor, "_nvidia_driver", lambda: None)
+    monkeypatch.setattr(system, "nvidia_driver", lambda: None)
     check = doctor.check_gpu(doctor.Context(devices=[]))
     assert check.status == "ok" and "no NVIDIA driver" in check.message
 
@@ -143,3 +144,42 @@ def test_qt_packages_named_by_doctor_are_installed_by_ci_dev():
         check=True,
     ).stdout.split()
     assert set(doctor.QT_APT_PACKAGES.split()) <= set(listed)
+
+
+#: what Qt 6 prints when a system library of its xcb plugin is missing
+QT_WITHOUT_XCB_CURSOR = (
+    "qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load "
+    "the Qt xcb platform plugin.\n"
+    'qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though '
+    "it was found.\n"
+)
+QT_WITHOUT_XKBCOMMON = (
+    "Cannot load library /v/PyQt6/Qt6/plugins/platforms/libqxcb.so: "
+    "(libxkbcommon-x11.so.0: cannot open shared object file: No such file or "
+    "directory)\n"
+    'qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though '
+    "it was found.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "named"),
+    [
+        (QT_WITHOUT_XCB_CURSOR, "libxcb-cursor0"),
+        (QT_WITHOUT_XKBCOMMON, "libxkbcommon-x11.so.0"),
+    ],
+)
+def test_a_qt_library_missing_is_named_with_the_apt_command(stderr, named):
+    probe = subprocess.CompletedProcess([], -6, "", stderr)
+    check = doctor._probe_failure(probe, "")
+    assert check.status == "FAIL"
+    assert check.message == f"Qt cannot load its display plugin (missing: {named})"
+    assert (
+        check.fix.startswith("sudo apt-get install -y ")
+        and "libxcb-cursor0" in check.fix
+    )
+
+
+def test_a_crashing_probe_is_named_by_its_signal():
+    check = doctor._probe_failure(subprocess.CompletedProcess([], -11, "", ""), "")
+    assert check.status == "FAIL" and "SIGSEGV" in check.message

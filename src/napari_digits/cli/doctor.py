@@ -14,9 +14,6 @@ whose start-up log lines go to /dev/null.
 from __future__ import annotations
 
 import argparse
-import ctypes.util
-import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -31,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits import data
+from napari_digits.cli import _system as system
 from napari_digits.cli._engine import _quiet_fd2
 from napari_digits.current_model import shipped_model_path
 
@@ -47,6 +45,8 @@ QT_APT_PACKAGES = (
     "libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 "
     "libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1"
 )
+#: how Qt names a system library it could not load
+MISSING_LIBRARY = r"libxcb-cursor0|lib[\w+.-]+?\.so[.\d]*(?=: cannot open)"
 HEADLESS_FIX = "run napari on a desktop, or headless: xvfb-run -a napari"
 STATUSES = ("ok", "warn", "FAIL")
 
@@ -174,7 +174,7 @@ def check_python(context: Context) -> Check:
 
 def check_napari(context: Context) -> Check:
     """Check napari's version, and that napari finds this plugin."""
-    version = _version("napari")
+    version = system.version("napari")
     if version is None:
         return Check("napari", "FAIL", "not installed", 'pip install "napari[pyqt6]"')
     from npe2 import PluginManager
@@ -191,7 +191,7 @@ def check_napari(context: Context) -> Check:
 
 def check_qt(context: Context) -> Check:
     """Check the Qt binding napari will use (qtpy's choice) and its Qt version."""
-    installed = [b for b in ("PyQt6", "PyQt5", "PySide6") if _version(b)]
+    installed = [b for b in ("PyQt6", "PyQt5", "PySide6") if system.version(b)]
     if not installed:
         return Check("qt", "FAIL", "no Qt binding", 'pip install "napari[pyqt6]"')
     try:
@@ -218,7 +218,7 @@ def check_display(context: Context) -> Check:
         return Check("display", "FAIL", "none: DISPLAY and WAYLAND_DISPLAY unset", fix)
     shown = [f"WAYLAND_DISPLAY={wayland}"] if wayland else []
     if x11:
-        server = _x_server(x11)
+        server = system.x_server(x11)
         virtual = ", a virtual display" if server == "Xvfb" else ""
         shown.append(f"DISPLAY={x11}" + (f" ({server}{virtual})" if server else ""))
     return Check("display", "ok", ", ".join(shown))
@@ -258,7 +258,9 @@ def _probe_failure(probe: subprocess.CompletedProcess, last: str) -> Check:
         return Check("opengl", "FAIL", f"display {display} does not answer", fix)
     if "platform plugin" in text:
         fix = f"sudo apt-get install -y {QT_APT_PACKAGES}"
-        return Check("opengl", "FAIL", "Qt cannot load its display plugin", fix)
+        missing = sorted(set(re.findall(MISSING_LIBRARY, text)))
+        needs = f" (missing: {', '.join(missing)})" if missing else ""
+        return Check("opengl", "FAIL", f"Qt cannot load its display plugin{needs}", fix)
     how = last.removeprefix("error: ") if last.startswith("error:") else ""
     how = how or _exit_reason(probe.returncode)
     fix = "sudo apt-get install -y libgl1 libegl1 libgl1-mesa-dri"
@@ -268,8 +270,11 @@ def _probe_failure(probe: subprocess.CompletedProcess, last: str) -> Check:
 def _run_probe() -> subprocess.CompletedProcess:
     """Run the OpenGL probe in a subprocess (returncode None: it hung)."""
     command = [sys.executable, "-m", "napari_digits.cli._gl_probe"]
+    env = {**os.environ, "QT_DEBUG_PLUGINS": "1"}  # names a missing library
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, env=env
+        )
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(command, None, "", "")
 
@@ -279,13 +284,13 @@ def _run_probe() -> subprocess.CompletedProcess:
 
 def check_tensorflow(context: Context) -> Check:
     """Report TensorFlow's version and build (read from its files, not imported)."""
-    dist = _tensorflow_dist()
+    dist = system.tensorflow_dist()
     if dist is None:
         return Check("tensorflow", "FAIL", "not installed", "pip install tensorflow")
-    build = _build_info()
+    build = system.build_info()
     cuda = f"CUDA {build['cuda_version']} build" if build.get("is_cuda_build") else ""
     kind = cuda or "CPU-only build"
-    return Check("tensorflow", "ok", f"{dist} {_version(dist)} ({kind})")
+    return Check("tensorflow", "ok", f"{dist} {system.version(dist)} ({kind})")
 
 
 def check_engine(context: Context) -> Check:
@@ -321,7 +326,7 @@ def check_gpu(context: Context) -> Check:
     if gpus:
         found = ", ".join(f"{d.name} {d.description}".strip() for d in gpus)
         return Check("gpu", "ok", f"{found} (training uses it with --device auto)")
-    driver = _nvidia_driver()
+    driver = system.nvidia_driver()
     if driver is None:
         reason = "no NVIDIA driver on this machine: training runs on the CPU"
         return Check("gpu", "ok", f"none ({reason})")
@@ -331,11 +336,11 @@ def check_gpu(context: Context) -> Check:
 def _unused_gpu(driver: str) -> Check:
     """Why TensorFlow sees no GPU although an NVIDIA driver is installed."""
     where = f"NVIDIA driver {driver} found, but TensorFlow sees no GPU"
-    dist, build = _tensorflow_dist(), _build_info()
+    dist, build = system.tensorflow_dist(), system.build_info()
     if dist == "tensorflow-cpu" or not build.get("is_cuda_build"):
         fix = f'pip uninstall -y {dist}; pip install "tensorflow[and-cuda]"'
         return Check("gpu", "FAIL", f"{where}: {dist} is a CPU-only wheel", fix)
-    if not _cuda_libraries():
+    if not system.cuda_libraries():
         fix = 'pip install "tensorflow[and-cuda]"'
         return Check("gpu", "FAIL", f"{where}: CUDA libraries missing", fix)
     fix = (
@@ -378,7 +383,8 @@ def check_model(context: Context) -> Check:
     try:
         info = context.engine.call(p.Describe(model), timeout=TIMEOUT)
         if context.mnist is None:
-            return Check("model", "ok", f"{model} loads; not scored: no MNIST")
+            message = f"{context.model.name} ({info.params:,} parameters) loads"
+            return Check("model", "ok", f"{message}; not scored: no MNIST")
         accuracy = _score(context, model)
     except EngineError as exc:
         return Check("model", "FAIL", f"{model}: {exc}", "train or load another model")
@@ -422,55 +428,6 @@ NEEDS_TENSORFLOW = ("engine", "gpu", "model")
 # -- small helpers -----------------------------------------------------------
 
 
-def _version(dist: str) -> str | None:
-    """Return an installed distribution's version, or None."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _tensorflow_dist() -> str | None:
-    """Return the name of the installed TensorFlow distribution, or None."""
-    names = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")
-    return next((name for name in names if _version(name)), None)
-
-
-def _build_info() -> dict:
-    """Read TensorFlow's build_info.py as text (importing it loads TensorFlow)."""
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    path = Path(spec.submodule_search_locations[0], "python/platform/build_info.py")
-    if not path.is_file():
-        return {}
-    text = path.read_text()
-    info = {"is_cuda_build": "('is_cuda_build', True)" in text}
-    match = re.search(r"\('cuda_version', '([^']*)'\)", text)
-    if match:
-        info["cuda_version"] = match.group(1)
-    return info
-
-
-def _nvidia_driver() -> str | None:
-    """Return the NVIDIA driver's version ("present" if unknown), or None."""
-    version_file = Path("/proc/driver/nvidia/version")
-    if version_file.is_file():
-        match = re.search(r"Kernel Module\s+(\S+)", version_file.read_text())
-        return match.group(1) if match else "present"
-    if shutil.which("nvidia-smi") or ctypes.util.find_library("cuda"):
-        return "present"
-    return None
-
-
-def _cuda_libraries() -> bool:
-    """Whether the CUDA libraries TensorFlow loads (cuDNN, cuBLAS) are found."""
-    wheels = ("nvidia-cudnn-cu12", "nvidia-cublas-cu12")
-    return all(_version(name) for name in wheels) or bool(
-        ctypes.util.find_library("cudnn") and ctypes.util.find_library("cublas")
-    )
-
-
 def _mnist_location(given: str | None) -> tuple[str | None, str]:
     """Return where MNIST would be read from and what named it (no download)."""
     if given:
@@ -479,26 +436,6 @@ def _mnist_location(given: str | None) -> tuple[str | None, str]:
         return os.environ["MNIST_DIR"], "MNIST_DIR"
     cache = data.keras_cache_path()
     return (str(cache), "Keras cache") if cache.exists() else (None, "")
-
-
-def _x_server(display: str) -> str | None:
-    """Return the program serving a local X ``display`` (``"Xvfb"``), or None."""
-    match = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
-    if match is None:
-        return None
-    socket = f"/tmp/.X11-unix/X{match.group(1)}"
-    try:
-        table = Path("/proc/net/unix").read_text().splitlines()[1:]
-    except OSError:
-        return None
-    inodes = {f"socket:[{row.split()[6]}]" for row in table if row.endswith(socket)}
-    for fd in Path("/proc").glob("[0-9]*/fd/*"):
-        try:
-            if os.readlink(fd) in inodes:
-                return (fd.parent.parent / "comm").read_text().strip()
-        except OSError:
-            continue
-    return None
 
 
 def _exit_reason(code: int | None) -> str:
