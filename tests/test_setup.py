@@ -194,3 +194,73 @@ def test_the_widgets_still_work_with_pyqt5():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["PyQt5", "2"]
+
+
+@pytest.fixture
+def fake_repo(fake_system, tmp_path):
+    """A copy of .ci/dev whose .venv holds a stand-in python that logs pytest runs.
+
+    The stand-in exits with the next code of ``FAKE_RC`` ("0 5": 0, then 5).
+    """
+    env, _ = fake_system
+    Path(env["FAKE_INSTALLED"]).write_text("\n".join(apt_packages()) + "\n")
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    (repo / ".ci/dev").write_text((REPO / ".ci/dev").read_text())
+    (repo / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    venv_bin = repo / ".venv/bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(
+        "#!/usr/bin/env bash\n"
+        'echo "$*" >>"$FAKE_RUNS"\n'
+        'n=$(wc -l <"$FAKE_RUNS")\n'
+        'exit "$(echo $FAKE_RC | cut -d" " -f"$n")"\n'
+    )
+    (venv_bin / "python").chmod(0o755)
+    stamp = subprocess.run(
+        ["sha256sum", "pyproject.toml"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()[0]
+    (repo / ".venv/.napari-digits-installed").write_text(stamp + "\n")
+    xvfb = Path(env["PATH"].split(":")[0]) / "Xvfb"
+    xvfb.write_text("#!/bin/sh\n")
+    xvfb.chmod(0o755)
+    env["FAKE_RUNS"] = str(tmp_path / "runs")
+    return repo, env
+
+
+@pytest.mark.parametrize(
+    ("codes", "status"), [("0 0", 0), ("1 0", 1), ("0 1", 1), ("0 5", 5), ("5 0", 5)]
+)
+def test_the_whole_suite_is_the_default_run_then_the_slow_tests(
+    fake_repo, codes, status
+):
+    repo, env = fake_repo
+    env["FAKE_RC"] = codes
+    done = subprocess.run(
+        ["bash", ".ci/dev", "test"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == status
+    runs = Path(env["FAKE_RUNS"]).read_text().splitlines()
+    assert runs == ["-m pytest", "-m pytest -m slow"]  # both, whatever the first did
+    if "5" in codes:
+        assert "error: pytest collected no tests" in done.stderr
+
+
+def test_arguments_go_to_pytest_alone(fake_repo):
+    repo, env = fake_repo
+    env["FAKE_RC"] = "5"
+    args = ["tests/test_x.py", "-k", "a or b"]
+    done = subprocess.run(
+        ["bash", ".ci/dev", "test", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 5
+    assert Path(env["FAKE_RUNS"]).read_text().splitlines() == [
+        "-m pytest tests/test_x.py -k a or b"
+    ]
+    assert done.stderr.strip() == (
+        "error: pytest collected no tests (tests/test_x.py -k a or b)"
+    )
