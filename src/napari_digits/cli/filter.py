@@ -133,8 +133,8 @@ def _check_out(args: argparse.Namespace) -> None:
         raise CommandError(f"--cval must be a finite number, not {args.cval}")
     if args.max_pixels < 1:
         raise CommandError(f"--max-pixels must be positive, not {args.max_pixels}")
-    _check_suffix(args.out)
     io.check_output(args.out, inputs=[args.input], what="--out")
+    _check_suffix(args.out)
 
 
 def _params(args: argparse.Namespace) -> dict:
@@ -196,11 +196,17 @@ def write_result(result: np.ndarray, path: Path, *, rgb: bool = False) -> None:
         When the file cannot be written (the file that was there is kept).
     """
     _check_suffix(path)
-    with io.atomic_open(path, "wb") as f:
-        if path.suffix.lower() == ".npy":
-            np.save(f, result)
-            return
-        import tifffile
+    try:
+        with io.atomic_open(path, "wb") as f:
+            if path.suffix.lower() == ".npy":
+                np.save(f, result)
+                return
+            import tifffile
 
-        photometric = "rgb" if rgb and result.shape[-1] == 3 else "minisblack"
-        tifffile.imwrite(f, np.ascontiguousarray(result), photometric=photometric)
+            photometric = "rgb" if rgb and result.shape[-1] == 3 else "minisblack"
+            tifffile.imwrite(f, np.ascontiguousarray(result), photometric=photometric)
+    except OSError as exc:
+        raise CommandError(
+            f"{path}: could not write it ({exc}); is the disk full? "
+            "Nothing was changed there."
+        ) from None

@@ -68,8 +68,14 @@ def write_png(path: str | Path, tiles: lf.FilterTiles) -> None:
     """Write the colour-mapped tiles to ``path`` as a PNG, atomically."""
     import imageio.v3 as iio
 
-    with io.atomic_open(path, "wb") as f:
-        iio.imwrite(f, lf.colour_tiles(tiles), extension=".png")
+    try:
+        with io.atomic_open(path, "wb") as f:
+            iio.imwrite(f, lf.colour_tiles(tiles), extension=".png")
+    except OSError as exc:
+        raise OSError(
+            f"{path}: could not write it ({exc}); is the disk full? "
+            "Nothing was changed there."
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
