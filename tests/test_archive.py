@@ -136,3 +136,35 @@ def test_read_job_reads_a_page_and_reports_an_unreadable_file(tmp_path, mnist_di
     assert (ann / "p.png").is_file()
     bad = read_job(PageJob(5, str(tmp_path / "bad.png")), uniform, ReadOptions())
     assert bad.error and "bad.png" in bad.error and not bad.rows
+
+
+def test_each_page_of_a_multi_page_tiff_is_a_page(tmp_path, mnist_dir):
+    import tifffile
+
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import make_page
+
+    mnist = load_mnist()
+    pages = [
+        make_page(
+            mnist.x_test,
+            mnist.y_test,
+            shape=(400, 300),
+            digit_height=30,
+            max_digits=6,
+            seed=seed,
+        ).image
+        for seed in (1, 2)
+    ]
+    tifffile.imwrite(tmp_path / "book.tif", np.stack(pages), photometric="rgb")
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    done = read_job(
+        PageJob(0, str(tmp_path / "book.tif"), str(ann / "book.png")),
+        uniform,
+        ReadOptions(),
+    )
+    assert done.error is None and done.pages == 2
+    assert {r.page for r in done.rows} == {1, 2}
+    assert [r.page for r in done.rows] == sorted(r.page for r in done.rows)
+    assert sorted(p.name for p in ann.iterdir()) == ["book-p2.png", "book.png"]

@@ -43,8 +43,11 @@ class ClusterError(RuntimeError):
 def _dask_config(timeout: float) -> dict[str, object]:
     return {
         # a worker dying during a task fails the task at once: the client
-        # retries it once, on another worker, so two deaths skip the file
+        # retries it once, on another worker, so two deaths skip the file;
+        # a worker holds only the task it runs, so that its death does not
+        # count against files queued behind it
         "distributed.scheduler.allowed-failures": 0,
+        "distributed.scheduler.worker-saturation": 1.0,
         "distributed.comm.timeouts.connect": f"{timeout}s",
     }
 
@@ -258,8 +261,7 @@ def stream(
     running = as_completed(first, loop=client.loop)
     for future in running:
         job, attempt = tries.pop(future.key)
-        ok = future.status == "finished"
-        result = future.result() if ok else _failed(job, future.exception())
+        result, ok = _outcome(future, job)
         future.release()
         if not ok and attempt < 2:
             running.add(submit(job, attempt + 1))
@@ -267,6 +269,20 @@ def stream(
         for following in islice(todo, 1):
             running.add(submit(following))
         yield result
+
+
+def _outcome(future, job: PageJob) -> tuple[FileResult, bool]:
+    """Return the future's result and True, or a failed result and False.
+
+    A task fails when it raised, when its worker died running it, or when
+    its worker died before the result was fetched.
+    """
+    if future.status == "finished":
+        try:
+            return future.result(), True
+        except Exception as exc:
+            return _failed(job, exc), False
+    return _failed(job, future.exception()), False
 
 
 def _failed(job: PageJob, exc: BaseException | None) -> FileResult:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits import results
-from napari_digits.io import OutputError, atomic_path, read_pages
+from napari_digits.io import OutputError, atomic_path, iter_pages
 from napari_digits.scan import ScanError
 
 #: file suffixes taken from a folder (a file named explicitly is always tried)
@@ -58,8 +58,8 @@ class ReadOptions:
 class PageJob:
     """One file to read: its place in the output, its path, its annotated PNG.
 
-    ``annotated`` is the PNG to draw the readings into (None: none); the
-    pages of a multi-page file go to ``<stem>-p<page>.png`` beside it.
+    ``annotated`` is the PNG to draw the readings into (None: none); page 2
+    and later of a multi-page file go to ``<stem>-p<page>.png`` beside it.
     """
 
     order: int
@@ -179,24 +179,23 @@ def read_job(
     """
     result = FileResult(job.order, job.path)
     try:
-        images = read_pages(job.path)
-        for number, image in enumerate(images, start=1):
-            _read_page(job, number, len(images), image, predict, options, result)
+        for number, image in enumerate(iter_pages(job.path), start=1):
+            _read_page(job, number, image, predict, options, result)
     except (OSError, ScanError) as exc:
         return FileResult(job.order, job.path, error=str(exc))
     return result
 
 
-def _read_page(job, number, count, image, predict, options, result) -> None:
+def _read_page(job, number, image, predict, options, result) -> None:
     _, rows, _ = results.read_page(
         image, predict, file=job.path, page=number, **options.scan_options()
     )
-    where = job.path if count == 1 else f"{job.path} page {number}"
+    where = job.path if number == 1 else f"{job.path} page {number}"
     if not rows:
         result.notes.append(f"{where}: no digits found")
     elif job.annotated:
         out = Path(job.annotated)
-        if count > 1:
+        if number > 1:
             out = out.with_name(f"{out.stem}-p{number}{out.suffix}")
         with atomic_path(out) as tmp:
             annotate(image, rows, options.review).save(tmp, format="PNG")
