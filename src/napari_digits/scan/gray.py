@@ -80,11 +80,16 @@ def _int_range(a: np.ndarray, notes: list[str]) -> tuple[float, float]:
 def _scale(a: np.ndarray, notes: list[str]) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         return _scale_int(a.astype(np.float32), _int_range(a, notes))
-    a = _finite(a.astype(np.float32, copy=False), notes)
-    lo, hi = float(a.min()), float(a.max())
+    work = _finite(a.astype(np.promote_types(a.dtype, np.float32), copy=False), notes)
+    lo, hi = float(work.min()), float(work.max())
     if lo >= 0.0 and hi <= 1.0:
-        return a
-    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        return work.astype(np.float32, copy=False)
+    span = hi / 2 - lo / 2  # (hi - lo) / 2 without overflow
+    if not span > 1e-300:  # flat, or a range below what a float can invert
+        return np.zeros(work.shape, np.float32)
+    step = 0.5 / span
+    out = work * work.dtype.type(step) - work.dtype.type(lo * step)
+    return np.clip(out, 0, 1, out=out).astype(np.float32, copy=False)
 
 
 def _finite(a: np.ndarray, notes: list[str]) -> np.ndarray:
