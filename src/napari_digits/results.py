@@ -287,7 +287,7 @@ def read_page(
     """
     from napari_digits.scan import find_digits
 
-    scan = find_digits(image, **scan_options)  # type: ignore[arg-type]
+    scan = find_digits(image, classify=predict, **scan_options)  # type: ignore[arg-type]
     probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
     rows = build_table(scan, probs, file=file, page=page, number_gap=number_gap)
     return scan, rows, probs

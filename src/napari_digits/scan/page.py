@@ -13,8 +13,27 @@ from napari_digits.scan.components import (
 from napari_digits.scan.crops import _no_crops, _region
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import binarize, ink_strength
-from napari_digits.scan.regions import BOX, MIN_HEIGHT, DigitRegion, Progress, Scan
-from napari_digits.scan.touching import _pieces
+from napari_digits.scan.regions import (
+    BOX,
+    MIN_HEIGHT,
+    Classify,
+    DigitRegion,
+    Progress,
+    Scan,
+)
+from napari_digits.scan.touching import (
+    CONFIDENT,
+    SURE_SPLIT,
+    TOUCHING,
+    TRY_SPLIT,
+    Sheared,
+    _pieces,
+    best_path,
+    candidate_pieces,
+    piece_scores,
+    row_runs,
+    slant,
+)
 
 
 def find_digits(
@@ -27,6 +46,7 @@ def find_digits(
     min_area: int | None = None,
     background_size: int | None = None,
     split_touching: bool = True,
+    classify: Classify | None = None,
     progress: Progress | None = None,
 ) -> Scan:
     """Find the digits on a page and make their MNIST-style crops.
@@ -50,6 +70,13 @@ def find_digits(
         Window of the background estimate, see :func:`background`.
     split_touching : bool
         Split components wider than a digit into several digits.
+    classify : callable, optional
+        Maps ``(N, 28, 28)`` uint8 crops to ``(N, C)`` class probabilities.
+        When given, components wider than ``TRY_SPLIT`` digit heights are
+        over-cut at the minima of their ink profile and the cut whose pieces
+        the classifier reads with the most confidence is kept
+        (:func:`~napari_digits.scan.touching.best_path`); without it, the
+        width rule cuts them.
     progress : callable, optional
         Called with a short description before each step.
 
@@ -89,19 +116,102 @@ def find_digits(
     specks = areas < min_area
     lut, kept = _select(boxes, areas, specks, height)
     say("normalising crops")
-    return _assemble(labels, lut, strength, kept, height, split_touching, ink, messages)
-
-
-def _assemble(labels, lut, strength, boxes, height, split, ink, messages) -> Scan:
-    """Relabel, split touching digits, crop; regions sorted top-left first."""
     labels = lut[labels]  # one label per kept (merged) component
+    margin = max(1, round(height / BOX))  # about one MNIST pixel
+    plans: dict[int, list[tuple[int, int]]] = {}
+    if classify is not None and split_touching:
+        say("cutting touching digits")
+        plans = plan_cuts(labels, kept, strength, height, margin, classify)
+    split = split_touching, plans
+    return _assemble(labels, strength, kept, height, margin, split, ink, messages)
+
+
+def plan_cuts(
+    labels: np.ndarray,
+    boxes: list,
+    strength: np.ndarray,
+    height: float,
+    margin: int,
+    classify: Classify,
+) -> dict[int, list[np.ndarray]]:
+    """Choose where to cut each wide component by the classifier's confidence.
+
+    A component wider than ``TRY_SPLIT`` digit heights (and, up to
+    ``SURE_SPLIT``, crossing two strokes a row) that is wider than
+    ``TOUCHING`` digit heights or that the classifier does not read as one
+    digit with confidence (:data:`CONFIDENT`, stroke penalty included) is
+    over-cut: every candidate piece is cropped, all are classified in one
+    call, and the best path is kept (see :mod:`napari_digits.scan.touching`).
+    Cuts follow the component's slant
+    (:func:`~napari_digits.scan.touching.slant`), so that slanted digits that
+    touch can be cut apart.
+
+    Returns
+    -------
+    dict
+        Component label -> one mask (in its box) per digit, left to right.
+    """
+    wide = _doubtful(labels, boxes, strength, height, margin, classify)
+    jobs, crops, masks = [], [], []
+    for i, box, sheared in wide:
+        nodes, pieces = candidate_pieces(sheared.mask, height)
+        for a, z in pieces:
+            sub = sheared.piece(a, z)
+            region, crop = _region(0, sub, box, strength, True, margin)
+            if region is not None:
+                jobs.append((i, nodes, (a, z), sheared))
+                crops.append(crop)
+                masks.append(sheared.mask[:, a:z])
+    if not crops:
+        return {}
+    score = piece_scores(classify(np.stack(crops)), row_runs(masks))
+    table: dict[int, tuple[list[int], dict, Sheared]] = {}
+    for (i, nodes, piece, sheared), s in zip(jobs, score, strict=True):
+        table.setdefault(i, (nodes, {}, sheared))[1][piece] = float(s)
+    plans = {}
+    for i, (nodes, scores, sheared) in table.items():
+        path = best_path(nodes, scores)
+        if path:
+            plans[i] = [sheared.piece(a, z) for a, z in path]
+    return plans
+
+
+def _doubtful(labels, boxes, strength, height, margin, classify) -> list:
+    """Return the components to over-cut: ``(label, box, Sheared)`` each."""
+    sure, maybe, crops, runs = [], [], [], []
+    for i, b in enumerate(boxes, start=1):
+        box = tuple(int(v) for v in b)
+        width = box[3] - box[1]
+        if width <= TRY_SPLIT * height:
+            continue
+        own = labels[box[0] : box[2], box[1] : box[3]] == i
+        sheared = Sheared(own, slant(own))
+        strokes = row_runs([sheared.mask])[0]
+        if width <= SURE_SPLIT * height and strokes < 1.5:
+            continue  # narrow and one stroke wide: one digit
+        if width > TOUCHING * height:
+            sure.append((i, box, sheared))
+            continue
+        _, crop = _region(0, own, box, strength, False, margin)
+        maybe.append((i, box, sheared))
+        crops.append(crop)
+        runs.append(strokes)
+    if crops:
+        whole = piece_scores(classify(np.stack(crops)), np.array(runs))
+        sure += [m for m, s in zip(maybe, whole, strict=True) if s < CONFIDENT]
+    return sure
+
+
+def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> Scan:
+    """Split touching digits, crop; regions sorted top-left first."""
+    split, plans = split
     regions: list[DigitRegion] = []
     crops: list[np.ndarray] = []
-    margin = max(1, round(height / BOX))  # about one MNIST pixel
     touching, next_label = 0, len(boxes) + 1
     for i, b in enumerate(boxes, start=1):
         box = tuple(int(v) for v in b)
-        pieces = _pieces(labels, i, box, height if split else np.inf, next_label)
+        limit = height if split else np.inf
+        pieces = _pieces(labels, i, box, limit, next_label, plans.get(i))
         touching += len(pieces) > 1
         next_label += len(pieces) - 1
         for lab, mask, flag in pieces:

@@ -14,6 +14,8 @@ BOX = 20
 MIN_HEIGHT = 8
 
 Progress = Callable[[str], None]
+#: maps (N, 28, 28) uint8 crops to (N, C) class probabilities
+Classify = Callable[[np.ndarray], np.ndarray]
 
 
 class ScanError(ValueError):
