@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_digits._widgets.training import (
     ENGINE_ROLE,
     RECIPES,
+    Eta,
     TrainingWidget,
+    describe_progress,
+    for_the_form,
     stream_events,
     summarize,
 )
@@ -163,3 +168,72 @@ def test_summary_names_accuracy_time_and_epochs():
     result = p.TrainingResult("m.keras", 3, 0.9912, 61.4, stopped=False)
     text = summarize(result)
     assert "99.12%" in text and "3 epoch(s)" in text and "61 s" in text
+
+
+def _progress(step: int, elapsed: float, batches: int = 100) -> p.TrainingProgress:
+    epoch, batch = divmod(step, batches)
+    return p.TrainingProgress(
+        epoch=epoch + 1, epochs=2, batch=batch, batches=batches, loss=1.0,
+        elapsed=elapsed, eta=9999.0,
+    )  # fmt: skip
+
+
+def test_eta_comes_from_the_measured_throughput_not_the_start_up():
+    eta = Eta()
+    # 30 s of start-up (MNIST, tracing) before the first batch, then 10 batches/s
+    assert eta.update(_progress(1, 30.0)) is None
+    assert eta.update(_progress(5, 30.4)) is None  # too few batches yet
+    assert eta.update(_progress(31, 33.0)) == pytest.approx((200 - 31) / 10)
+    assert "ETA estimating..." in describe_progress(_progress(1, 30.0), None)
+    assert describe_progress(_progress(31, 33.0), 16.9).endswith("ETA 0:17")
+
+
+def test_engine_messages_name_the_form_fields_not_command_line_flags():
+    from napari_digits.data import HELP
+
+    text = for_the_form(f"MNIST not found: /x does not exist. {HELP}")
+    assert "--mnist" not in text and "MNIST_DIR" not in text
+    assert "'MNIST folder' field" in text
+
+
+def test_a_missing_mnist_folder_is_reported_in_the_forms_words(
+    widget, qtbot, tmp_path, notes
+):
+    widget.start(tiny(tmp_path, tmp_path / "no-mnist-here"))
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    errors = [n for n in notes() if n.severity == NotificationSeverity.ERROR]
+    assert errors and "'MNIST folder'" in errors[-1].message
+    assert "--mnist" not in errors[-1].message
+    assert "--mnist" not in widget._status.value
+
+
+def test_a_long_status_wraps_and_the_dock_stays_narrow(widget, qtbot):
+    before = widget.native.width()
+    widget._status.value = "word " * 100  # 500 characters
+    qtbot.wait(100)
+    assert widget._status.native.wordWrap()
+    assert widget.native.width() <= max(before, 450), (before, widget.native.width())
+
+
+def test_resume_reads_the_earlier_curves_from_the_checkpoint(widget, tmp_path):
+    out = tmp_path / "model.keras"
+    history = {"loss": [0.5, 0.2, 0.1], "test_accuracy": [0.95, 0.97, 0.98]}
+    state = {"epochs_done": 2, "history": history}
+    (tmp_path / "model.keras.json").write_text(json.dumps(state))
+    widget._keep_curves(str(out))
+    # the stopped third epoch is trained again: its point goes
+    assert widget.curves.accuracy_data.tolist() == [[1, 0.95], [2, 0.97]]
+    assert widget.curves.loss_data[:, 1].tolist() == [0.5, 0.2]
+
+
+def test_resume_keeps_the_curves_on_view(widget, qtbot, tmp_path, mnist_dir):
+    widget.start(tiny(tmp_path, mnist_dir, epochs=1))
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    first = widget.curves.loss_data.copy()
+    assert widget.curves.accuracy_data[:, 0].tolist() == [1]
+    widget.start(tiny(tmp_path, mnist_dir, epochs=2, resume=True))
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    loss = widget.curves.loss_data
+    np.testing.assert_array_equal(loss[: len(first)], first)
+    assert len(loss) > len(first)
+    assert widget.curves.accuracy_data[:, 0].tolist() == [1, 2]

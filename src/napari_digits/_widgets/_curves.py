@@ -73,6 +73,8 @@ class TrainingCurves(FigureCanvasQTAgg):
         self._loss: list[tuple[float, float]] = []
         self._accuracy: list[tuple[float, float]] = []
         self._epochs = 1.0
+        #: the checkpoint these curves belong to (the Training dock sets it)
+        self.source = ""
         self._backgrounds = None
         self.mpl_connect("draw_event", self._on_draw)
         self._timer = QTimer(self)
@@ -99,6 +101,27 @@ class TrainingCurves(FigureCanvasQTAgg):
         self._accuracy.clear()
         self._epochs = max(float(epochs), 1.0)
         self.redraw()
+
+    def set_epochs(self, epochs: float) -> None:
+        """Span the epoch axis over ``epochs``, keeping every point."""
+        self._epochs = max(float(epochs), 1.0)
+        self.redraw()
+
+    def load_history(self, history: dict) -> None:
+        """Add one point per finished epoch from a checkpoint's ``history``.
+
+        ``history`` maps ``"loss"`` and ``"test_accuracy"`` to per-epoch lists
+        (as the engine writes them in a checkpoint's sidecar).
+        """
+        for key, add in (("loss", self.add_loss), ("test_accuracy", self.add_accuracy)):
+            for epoch, value in enumerate(history.get(key, []), start=1):
+                add(epoch, value)
+
+    def trim(self, after: float) -> None:
+        """Forget the points past epoch ``after`` (an epoch to be trained again)."""
+        self._loss[:] = [pt for pt in self._loss if pt[0] <= after]
+        self._accuracy[:] = [pt for pt in self._accuracy if pt[0] <= after]
+        self._schedule()
 
     def add_loss(self, epoch: float, loss: float) -> None:
         """Add a training-loss point at fractional ``epoch``."""

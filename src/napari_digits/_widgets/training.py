@@ -8,6 +8,7 @@ the curves and the status line. TensorFlow never loads in this process.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Generator
@@ -30,6 +31,7 @@ from napari.utils.notifications import show_error, show_info
 
 from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._curves import TrainingCurves
+from napari_digits._widgets._display import wrap
 from napari_digits.current_model import current_model
 from napari_digits.engine import protocol as p
 from napari_digits.engine.client import EngineError, get_engine
@@ -43,6 +45,21 @@ ENGINE_ROLE = "training"
 YIELD_EVERY = 0.1
 #: how often (seconds) the napari progress bar moves at most
 BAR_EVERY = 0.5
+#: the ETA is estimated from the throughput measured over at least this many
+#: batches and seconds after the first progress event (start-up excluded)
+ETA_BATCHES = 10
+ETA_SECONDS = 2.0
+#: command-line names in the engine's messages -> what the form calls them
+FORM_NAMES = {
+    "--mnist": "the 'MNIST folder' field",
+    "--out": "'Save model to'",
+    "--resume": "Resume",
+    "--epochs": "'Epochs'",
+    "--batch-size": "'Batch size'",
+    "--learning-rate": "'Learning rate'",
+    "--device": "'Device'",
+    "--mixed-precision": "'Mixed precision'",
+}
 
 
 #: the architectures the engine trains, with their defaults
@@ -79,18 +96,63 @@ def stream_events(engine, request) -> Generator[list, None, object]:
 
 def _format_seconds(seconds: float | None) -> str:
     if seconds is None:
-        return "?"
+        return "estimating..."
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
 
 
-def describe_progress(pr: p.TrainingProgress) -> str:
+class Eta:
+    """Estimate the time left from the throughput measured during the run.
+
+    The first events of a run include the start-up (loading MNIST, tracing
+    the model), so an estimate from the mean rate since the start is far too
+    long. The rate is measured from the first progress event on, and only
+    once :data:`ETA_BATCHES` batches and :data:`ETA_SECONDS` seconds have
+    passed; before that the estimate is None ("estimating...").
+    """
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None
+
+    def update(self, pr: p.TrainingProgress) -> float | None:
+        """Return the seconds left after ``pr``, or None while estimating."""
+        step = (pr.epoch - 1) * pr.batches + pr.batch
+        if self._first is None:
+            self._first = (pr.elapsed, step)
+            return None
+        seconds, steps = pr.elapsed - self._first[0], step - self._first[1]
+        if steps < ETA_BATCHES or seconds < ETA_SECONDS:
+            return None
+        return (pr.epochs * pr.batches - step) * seconds / steps
+
+
+def for_the_form(message: str) -> str:
+    """Say an engine message in the form's words instead of command-line flags.
+
+    Examples
+    --------
+    >>> for_the_form("cannot write --out x.keras")
+    "cannot write 'Save model to' x.keras"
+    """
+    from napari_digits.data import HELP
+
+    message = message.replace(
+        HELP,
+        "Choose the folder of the four MNIST IDX files (or a Keras mnist.npz) "
+        "in the 'MNIST folder' field.",
+    )
+    for flag in sorted(FORM_NAMES, key=len, reverse=True):
+        message = message.replace(flag, FORM_NAMES[flag])
+    return message
+
+
+def describe_progress(pr: p.TrainingProgress, eta: float | None = None) -> str:
     """Return the one-line status of a training (epoch, batch, loss, ETA)."""
     text = f"epoch {pr.epoch}/{pr.epochs} · batch {pr.batch}/{pr.batches}"
     text += f" · loss {pr.loss:.3f}"
     if pr.test_accuracy is not None:
         text += f" · test {pr.test_accuracy:.2%}"
-    return text + f" · ETA {_format_seconds(pr.eta)}"
+    return text + f" · ETA {_format_seconds(eta)}"
 
 
 def summarize(result: p.TrainingResult) -> str:
@@ -123,6 +185,9 @@ class TrainingWidget(Container):
         self._bar_time = 0.0
         self._gpus: list[str] = []  # filled by the engine's device list
         self._queue: list = []  # worker signals waiting for their handler
+        self._eta = Eta()
+        self._eta_value: float | None = None
+        self._resuming = False
         self._dispatching = False
         self._closed = False
         self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
@@ -163,7 +228,7 @@ class TrainingWidget(Container):
                 self._status,
             ]
         )
-        self._status.native.setWordWrap(True)  # long messages must not widen the dock
+        wrap(self._status)  # long messages must not widen the dock
         self.curves = TrainingCurves()
         self.native.layout().addWidget(self.curves)
         self._connect()
@@ -270,8 +335,32 @@ class TrainingWidget(Container):
         else:
             config = self.config()
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
-        self.curves.clear()
+        self._resuming = config.resume
+        if config.resume:
+            self._keep_curves(config.out)
+        else:
+            self.curves.clear()
+        self.curves.source = str(config.out)
+        self._eta = Eta()
         self._run(p.Train(config), "Starting the engine…")
+
+    def _keep_curves(self, out: str) -> None:
+        """Keep the curves of the run being resumed (from its sidecar if needed).
+
+        The curves on view stay when they belong to this checkpoint; else they
+        are drawn again from the per-epoch history in ``<out>.json``. Points
+        past the checkpoint's last epoch (a stopped epoch) are dropped: the
+        resumed run trains that epoch again.
+        """
+        try:
+            state = json.loads(Path(str(out) + ".json").read_text())
+            done, history = int(state["epochs_done"]), state.get("history", {})
+        except (OSError, ValueError, KeyError, TypeError):
+            done, history = 0, {}
+        if self.curves.source != str(out):
+            self.curves.clear()
+            self.curves.load_history(history)
+        self.curves.trim(after=done)
 
     def _show_config(self, config: p.TrainConfig) -> None:
         self._architecture.value = config.architecture  # fills its recipe
@@ -387,7 +476,9 @@ class TrainingWidget(Container):
             else:
                 last = event.progress
                 self._on_progress(last)
-                status = describe_progress(last) if self._stop.enabled else status
+                self._eta_value = self._eta.update(last)
+                if self._stop.enabled:
+                    status = describe_progress(last, self._eta_value)
         # napari's bar processes Qt events on every change: update it last,
         # and at most every BAR_EVERY seconds
         if last is not None and (
@@ -401,7 +492,10 @@ class TrainingWidget(Container):
     def _on_progress(self, pr: p.TrainingProgress) -> None:
         if self._pbar is None:  # the first event of a run
             self._pbar = progress(total=pr.epochs * pr.batches, desc="Training")
-            self.curves.start(pr.epochs)
+            if self._resuming:
+                self.curves.set_epochs(pr.epochs)
+            else:
+                self.curves.start(pr.epochs)
         at = pr.epoch - 1 + pr.batch / max(pr.batches, 1)  # fractional epoch
         self.curves.add_loss(at, pr.loss)
         if pr.epoch_end:
@@ -413,7 +507,7 @@ class TrainingWidget(Container):
         done = (pr.epoch - 1) * pr.batches + pr.batch
         if done > self._pbar.n:
             self._pbar.update(done - self._pbar.n)
-        self._pbar.set_description(f"Training, ETA {_format_seconds(pr.eta)}")
+        self._pbar.set_description(f"Training, ETA {_format_seconds(self._eta_value)}")
 
     def _on_result(self, value: object) -> None:
         if self._closed:
@@ -435,7 +529,7 @@ class TrainingWidget(Container):
         if self._closed:
             return
         known = isinstance(exc, EngineError)
-        message = str(exc) if known else f"Training failed: {exc!r}"
+        message = for_the_form(str(exc)) if known else f"Training failed: {exc!r}"
         self._status.value = f"Error: {message}"
         show_error(message)
 
