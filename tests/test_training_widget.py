@@ -110,6 +110,9 @@ def test_training_end_to_end_reaches_curves_and_sets_the_model(
     [note] = [n for n in notes() if "Training finished" in n.message]
     assert "after 2 epoch(s)" in note.message and "test accuracy" in note.message
     assert widget._start.enabled and widget._resume.enabled
+    # then evaluated on the same 500 test digits: the teaching view
+    confusion = widget._viewer.layers["confusion matrix"].data
+    assert confusion.shape == (10, 10) and confusion.sum() == 500
 
 
 def test_stop_keeps_a_checkpoint_that_loads(widget, qtbot, tmp_path, mnist_dir, notes):
@@ -237,3 +240,34 @@ def test_resume_keeps_the_curves_on_view(widget, qtbot, tmp_path, mnist_dir):
     np.testing.assert_array_equal(loss[: len(first)], first)
     assert len(loss) > len(first)
     assert widget.curves.accuracy_data[:, 0].tolist() == [1, 2]
+
+
+def test_evaluate_shows_the_confusion_matrix_and_the_mistakes(widget, qtbot, mnist_dir):
+    from napari_digits.data import load_mnist
+
+    viewer = widget._viewer
+    mine = viewer.add_image(np.zeros((280, 200)), name="mine")
+    widget._mnist.value = mnist_dir
+    widget.evaluate(limit=2000)
+    qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
+    confusion = viewer.layers["confusion matrix"].data
+    assert confusion.sum() == 2000
+    wrong = int(confusion.sum() - np.trace(confusion))
+    gallery = viewer.layers["misclassified"]
+    labels = viewer.layers["misclassified: labels"]
+    assert gallery.data.shape == (wrong, 28, 28) and len(labels.data) == wrong
+    features = labels.features
+    assert (np.diff(features["confidence"]) <= 0).all()  # most confident first
+    assert (features["true"] != features["predicted"]).all()
+    x_test = load_mnist(mnist_dir).x_test
+    np.testing.assert_array_equal(gallery.data[0], x_test[features["index"][0]])
+    counts = viewer.layers["confusion matrix: counts"].features
+    assert counts["count"].sum() == 2000
+    # beside the user's image, which keeps the selection
+    assert viewer.layers["confusion matrix"].translate[1] > mine.extent.world[1][1]
+    assert set(viewer.layers.selection) == {mine}
+    assert widget.mistakes.rowCount() == wrong
+    widget.mistakes.sortItems(3)  # confidence, ascending
+    widget.mistakes.cellClicked.emit(0, 0)
+    plane = int(features["confidence"].argmin())
+    assert viewer.dims.current_step[0] == plane

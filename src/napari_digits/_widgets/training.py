@@ -32,6 +32,7 @@ from napari.utils.notifications import show_error, show_info
 from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._curves import TrainingCurves
 from napari_digits._widgets._display import wrap
+from napari_digits._widgets._teaching import MistakesTable, show_evaluation
 from napari_digits.current_model import current_model
 from napari_digits.engine import protocol as p
 from napari_digits.engine.client import EngineError, get_engine
@@ -92,6 +93,21 @@ def stream_events(engine, request) -> Generator[list, None, object]:
             yield bundle
             bundle, last = [], time.monotonic()
     raise EngineError("the engine ended the request without a result")
+
+
+def evaluate_events(engine, request: p.Evaluate) -> Generator[list, None, tuple]:
+    """Evaluate in the engine, then sort the mistakes and read their images.
+
+    Runs in the worker thread (MNIST's test images are read here, not in
+    the GUI thread). Returns ``(evaluation, mistakes, test images)``.
+    """
+    from napari_digits.data import load_mnist
+    from napari_digits.evaluation import find_mistakes
+
+    evaluation = yield from stream_events(engine, request)
+    mistakes = find_mistakes(evaluation.labels, evaluation.probabilities)
+    images = load_mnist(request.mnist).subset(test=request.limit).x_test
+    return evaluation, mistakes, images
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -188,6 +204,8 @@ class TrainingWidget(Container):
         self._eta = Eta()
         self._eta_value: float | None = None
         self._resuming = False
+        self._limit: int | None = None
+        self._evaluate_next = False
         self._dispatching = False
         self._closed = False
         self._architecture = ComboBox(label="Architecture", choices=list(RECIPES))
@@ -207,6 +225,8 @@ class TrainingWidget(Container):
         self._stop = PushButton(text="Stop", enabled=False)
         self._resume = PushButton(text="Resume")
         self._load = PushButton(text="Load model…")
+        self._evaluate = PushButton(text="Evaluate: confusion matrix and mistakes")
+        self._teach = CheckBox(text="Evaluate after training", value=True)
         self._status = Label(value="Idle")
         buttons = Container(
             widgets=[self._start, self._stop, self._resume, self._load],
@@ -225,12 +245,16 @@ class TrainingWidget(Container):
                 self._mnist,
                 self._out,
                 buttons,
+                self._evaluate,
+                self._teach,
                 self._status,
             ]
         )
         wrap(self._status)  # long messages must not widen the dock
         self.curves = TrainingCurves()
         self.native.layout().addWidget(self.curves)
+        self.mistakes = MistakesTable(viewer)
+        self.native.layout().addWidget(self.mistakes)
         self._connect()
         self._apply_recipe(self._architecture.value)
         self._update_resume()
@@ -247,6 +271,7 @@ class TrainingWidget(Container):
         self._stop.clicked.connect(self.stop)
         self._resume.clicked.connect(self.resume)
         self._load.clicked.connect(self._ask_model)
+        self._evaluate.clicked.connect(lambda *_: self.evaluate())
         for button in (self._start, self._stop, self._resume, self._load):
             button.native.setAutoDefault(True)  # Enter presses a focused button
         self.native.destroyed.connect(self._on_destroyed)
@@ -336,6 +361,7 @@ class TrainingWidget(Container):
             config = self.config()
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         self._resuming = config.resume
+        self._limit = config.test_limit  # evaluate on the same test images
         if config.resume:
             self._keep_curves(config.out)
         else:
@@ -390,6 +416,19 @@ class TrainingWidget(Container):
         path = str(Path(path).expanduser())
         self._run(p.Describe(path), f"Checking {Path(path).name}…")
 
+    def evaluate(self, limit: int | None = None) -> None:
+        """Evaluate the current model; show its confusion matrix and mistakes."""
+        if self.running:
+            return
+        mnist = str(self._mnist.value)
+        request = p.Evaluate(
+            str(current_model.path),
+            mnist=mnist if mnist not in ("", ".") else None,
+            limit=limit,
+            predictions=True,
+        )
+        self._run(request, "Evaluating on the MNIST test set…", evaluate_events)
+
     def _ask_model(self) -> None:
         from qtpy.QtWidgets import QFileDialog
 
@@ -399,11 +438,11 @@ class TrainingWidget(Container):
         if path:
             self.load_model(path)
 
-    def _run(self, request, status: str) -> None:
+    def _run(self, request, status: str, stream=stream_events) -> None:
         engine = get_engine(ENGINE_ROLE)
         # errored has a handler: create_worker then never re-raises in Qt
         self._worker = create_worker(
-            stream_events,
+            stream,
             engine,
             request,
             _start_thread=False,
@@ -452,6 +491,7 @@ class TrainingWidget(Container):
             self._start,
             self._resume,
             self._load,
+            self._evaluate,
         ):
             widget.enabled = not running
         self._stop.enabled = running
@@ -517,6 +557,9 @@ class TrainingWidget(Container):
             current_model.set(value.model_path)
             self._status.value = summarize(value)
             show_info(summarize(value))
+            self._evaluate_next = self._teach.value
+        elif isinstance(value, tuple):  # evaluate_events
+            self._show_evaluation(*value)
         elif isinstance(value, p.ModelInfo):
             current_model.set(value.path)
             self._status.value = f"Current model: {value.path}"
@@ -540,6 +583,19 @@ class TrainingWidget(Container):
             self._pbar = None
         if not self._closed:
             self._set_running(False)
+            if self._evaluate_next:
+                self._evaluate_next = False
+                self.evaluate(self._limit)
+
+    def _show_evaluation(self, evaluation: p.Evaluation, mistakes, images) -> None:
+        show_evaluation(self._viewer, evaluation.confusion, mistakes, images)
+        self.mistakes.fill(mistakes)
+        self._status.value = (
+            f"{Path(str(current_model.path)).name}: test accuracy "
+            f"{evaluation.accuracy:.2%} on {evaluation.count} digits; "
+            f"{len(mistakes)} misclassified (layer 'misclassified', most "
+            "confident first)"
+        )
 
     def _on_destroyed(self, *_) -> None:
         """Stop the training engine when the dock (and its viewer) goes away."""

@@ -163,7 +163,11 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    model_path: str, mnist: str | None = None, limit: int | None = None
+    model_path: str,
+    mnist: str | None = None,
+    limit: int | None = None,
+    *,
+    predictions: bool = False,
 ) -> Evaluation:
     """Score a model on the MNIST test set.
 
@@ -175,6 +179,8 @@ def evaluate(
         Where MNIST is (see :func:`napari_digits.data.load_mnist`).
     limit : int, optional
         Score only the first ``limit`` test images.
+    predictions : bool
+        Also return every test digit's label and class probabilities.
 
     Returns
     -------
@@ -183,10 +189,15 @@ def evaluate(
     """
     _classifier(model_path)  # a bad model file fails before MNIST loads
     data = load_mnist(mnist).subset(test=limit)
-    predicted = predict(model_path, data.x_test).argmax(axis=1)
-    confusion = confusion_matrix(data.y_test, predicted)
+    probabilities = predict(model_path, data.x_test)
+    confusion = confusion_matrix(data.y_test, probabilities.argmax(axis=1))
     accuracy = float(np.trace(confusion) / max(len(data.y_test), 1))
-    return Evaluation(accuracy=accuracy, confusion=confusion, count=len(data.y_test))
+    extra = {}
+    if predictions:
+        extra = {"labels": np.array(data.y_test), "probabilities": probabilities}
+    return Evaluation(
+        accuracy=accuracy, confusion=confusion, count=len(data.y_test), **extra
+    )
 
 
 def _conv_layers(model: keras.Model) -> list[keras.layers.Layer]:

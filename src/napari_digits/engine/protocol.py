@@ -78,11 +78,17 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Test-set accuracy and the 10x10 confusion matrix (rows: true digit)."""
+    """Test-set accuracy and the 10x10 confusion matrix (rows: true digit).
+
+    ``labels`` (N,) and ``probabilities`` (N, 10) float32 of each test digit
+    are set when the request asked for the predictions.
+    """
 
     accuracy: float
     confusion: np.ndarray
     count: int
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -162,11 +168,16 @@ class Train:
 
 @dataclass(frozen=True)
 class Evaluate:
-    """Evaluate a saved model on the MNIST test set; returns an Evaluation."""
+    """Evaluate a saved model on the MNIST test set; returns an Evaluation.
+
+    With ``predictions`` the Evaluation carries every test digit's label and
+    class probabilities too (what the viewer's teaching view shows).
+    """
 
     model: str
     mnist: str | None = None
     limit: int | None = None
+    predictions: bool = False
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,9 @@ def _train(models, request: p.Train, send, should_stop) -> p.TrainingResult:
 _MODEL_REQUESTS = {
     p.ListDevices: lambda m, *_: m.list_devices(),
     p.Train: _train,
-    p.Evaluate: lambda m, r, *_: m.evaluate(r.model, mnist=r.mnist, limit=r.limit),
+    p.Evaluate: lambda m, r, *_: m.evaluate(
+        r.model, mnist=r.mnist, limit=r.limit, predictions=r.predictions
+    ),
     p.Predict: lambda m, r, *_: m.predict(r.model, r.images),
     p.GetFirstLayer: lambda m, r, *_: m.first_layer(r.model),
     p.FeatureMaps: lambda m, r, *_: m.feature_maps(r.model, r.image, depth=r.depth),
