@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/run.py [NAME ...]     # NAME: kernels, training, scan, real
+    .venv/bin/python bench/run.py [NAME ...]   # kernels, training, scan, real, archive
 
 Each benchmark is a module ``bench/bench_<NAME>.py`` with a function
 ``run() -> list[dict]``: one dict a table row, all rows of one module sharing

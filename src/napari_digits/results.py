@@ -398,13 +398,16 @@ def is_parquet(path: str | Path) -> bool:
 class TableWriter:
     """Append rows to an open CSV or Parquet file (see :func:`open_table`)."""
 
-    def __init__(self, write: Callable[[Sequence[DigitRow]], None]) -> None:
+    def __init__(self, write: Callable[[Sequence[Sequence[object]]], None]) -> None:
         self._write = write
         self.count = 0
 
     def write(self, rows: Iterable[DigitRow]) -> None:
         """Append ``rows`` (in their order)."""
-        rows = list(rows)
+        self.write_values([row_values(row) for row in rows])
+
+    def write_values(self, rows: Sequence[Sequence[object]]) -> None:
+        """Append rows given as values in :data:`CSV_HEADER` order (None: empty)."""
         if rows:
             self._write(rows)
             self.count += len(rows)
@@ -440,9 +443,8 @@ def open_table(path: str | Path) -> Iterator[TableWriter]:
                 yield TableWriter(lambda rows: csv_writer.writerows(_csv_rows(rows)))
 
 
-def _csv_rows(rows: Iterable[DigitRow]) -> Iterator[list[object]]:
-    for row in rows:
-        values = row_values(row)
+def _csv_rows(rows: Iterable[Sequence[object]]) -> Iterator[list[object]]:
+    for values in rows:
         yield ["" if v is None else v for v in values]
 
 
@@ -463,8 +465,8 @@ def _parquet_writer(tmp: Path) -> Iterator[TableWriter]:
 
     schema = _parquet_schema()
 
-    def write(rows: Sequence[DigitRow]) -> None:
-        columns = zip(*map(row_values, rows), strict=True)
+    def write(rows: Sequence[Sequence[object]]) -> None:
+        columns = zip(*rows, strict=True)
         arrays = [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)]
         writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
@@ -29,6 +30,9 @@ from napari_digits import results
 from napari_digits.io import OutputError
 
 VERSION = 1
+
+#: seconds between two ``fsync`` of the journal, at most (see ``_write``)
+SYNC_INTERVAL = 0.05
 _COLUMNS = results.CSV_HEADER[1:]
 
 
@@ -81,6 +85,7 @@ class Journal:
         self._entries = entries  # (file, byte offset of its line), in journal order
         self.done: dict[str, int] = {}
         self.imported = 0
+        self._dirty, self._synced = False, -SYNC_INTERVAL
 
     @classmethod
     def open(
@@ -159,7 +164,8 @@ class Journal:
     def append(self, file: str, pages: int, rows: Sequence[results.DigitRow]) -> None:
         """Record a file read: its name, its number of pages, its rows.
 
-        The line is on disk (``fsync``) when this returns.
+        The line survives a kill of this process when this returns, and is
+        on disk within :data:`SYNC_INTERVAL` seconds.
         """
         offset = self._handle.seek(0, os.SEEK_END)
         values = [results.row_values(r)[1:] for r in rows]
@@ -168,30 +174,43 @@ class Journal:
         self.done[file] = pages
 
     def _write(self, record: dict) -> None:
+        """Append a line; it is in the OS's hands at once (a kill keeps it).
+
+        It is on disk (``fsync``) at once too, unless the last ``fsync`` was
+        less than :data:`SYNC_INTERVAL` ago: then with the next line, or at
+        the end (at most that long of pages is exposed to a power cut when
+        many workers deliver pages faster than a disk syncs).
+        """
         self._handle.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._dirty = True
+        if time.monotonic() - self._synced >= SYNC_INTERVAL:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._dirty and not self._handle.closed:
+            os.fsync(self._handle.fileno())
+            self._dirty, self._synced = False, time.monotonic()
 
     @property
     def pages(self) -> int:
         """Pages recorded (of every file in the journal)."""
         return sum(self.done.values())
 
-    def rows(self, order: Callable[[str], int]) -> Iterator[results.DigitRow]:
-        """Yield every row, files sorted by ``order(file)`` (then journal order).
+    def records(self, order: Callable[[str], int]) -> Iterator[list[list[object]]]:
+        """Yield each file's rows as values, files sorted by ``order(file)``.
 
-        Memory holds one file's rows at a time (and one offset a file).
+        Files of equal order keep the journal's order. A row's values follow
+        :data:`~napari_digits.results.CSV_HEADER`. Memory holds one file's
+        rows at a time (and one offset a file).
         """
-        index = sorted(
-            range(len(self._entries)), key=lambda k: (order(self._entries[k][0]), k)
-        )
+        keys = [(order(file), k) for k, (file, _) in enumerate(self._entries)]
+        self._sync()
         with open(self.path, "rb") as f:
-            for k in index:
+            for _, k in sorted(keys):
                 f.seek(self._entries[k][1])
                 record = json.loads(f.readline())
-                for values in record["rows"]:
-                    row = dict(zip(_COLUMNS, values, strict=True))
-                    yield results.row_from_values({"file": record["file"], **row})
+                yield [[record["file"], *values] for values in record["rows"]]
 
     def finalise(self, out: str | os.PathLike, order: Callable[[str], int]) -> int:
         """Write every row into ``out`` atomically, in order; remove the journal.
@@ -202,13 +221,13 @@ class Journal:
             The number of rows written.
         """
         with results.open_table(out) as table:
-            batch: list[results.DigitRow] = []
-            for row in self.rows(order):
-                batch.append(row)
+            batch: list[list[object]] = []
+            for values in self.records(order):
+                batch.extend(values)
                 if len(batch) >= 65536:
-                    table.write(batch)
+                    table.write_values(batch)
                     batch = []
-            table.write(batch)
+            table.write_values(batch)
         self.discard()
         return table.count
 
@@ -219,6 +238,7 @@ class Journal:
 
     def close(self) -> None:
         """Close the journal and keep it, for a later ``--resume``."""
+        self._sync()
         self._handle.close()
 
 
