@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
+from napari_digits import annotations
 from napari_digits._widgets import scan as widget_module
-from napari_digits._widgets.scan import BOXES_LAYER, LABELS_LAYER, ScanWidget
+from napari_digits._widgets._digits_table import CORRECTED, HEADERS
+from napari_digits._widgets.scan import (
+    BOXES_LAYER,
+    LABELS_LAYER,
+    READINGS_LAYER,
+    ScanWidget,
+)
 from napari_digits.current_model import current_model
 from napari_digits.results import CSV_HEADER, read_csv, score
 from napari_digits.synthetic import read_truth
@@ -41,7 +51,16 @@ def run(widget, qtbot, layer):
     with qtbot.waitSignal(worker.finished, timeout=WAIT):
         pass
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5000)
+    qtbot.waitUntil(lambda: widget.layers_ready, timeout=5000)
     return worker
+
+
+def cell(widget, row: int, header: str):
+    return widget.model.index(row, HEADERS.index(header))
+
+
+def box_colours(viewer, index: int) -> np.ndarray:
+    return viewer.layers[BOXES_LAYER].edge_color[4 * index : 4 * index + 4]
 
 
 def test_reads_the_sample_page_into_layers_table_and_csv(
@@ -55,29 +74,24 @@ def test_reads_the_sample_page_into_layers_table_and_csv(
     rows = widget.rows
     assert score(rows, truth).accuracy >= 0.98
     labels, boxes = viewer.layers[LABELS_LAYER], viewer.layers[BOXES_LAYER]
-    assert len(np.unique(labels.data)) - 1 == len(rows) == len(truth)
-    assert len(boxes.data) == len(rows)
-    assert list(boxes.features["prediction"]) == [r.prediction for r in rows]
-    assert "1 " in boxes.features["text"][0] or boxes.features["text"][0][1] == " "
-    assert widget.table.rowCount() == len(rows)
+    assert labels.multiscale and labels.data[0].shape == page.data.shape[:2]  # 2 levels
+    assert len(np.unique(labels.data[0])) - 1 == len(rows) == len(truth)
+    assert len(boxes.data) == 4 * len(rows)  # four sides a box
+    assert list(labels.features["read"]) == [r.value for r in rows]
+    assert widget.model.rowCount() == len(rows)
     assert widget.status.value.startswith(f"{len(rows)} digits")
-
-    # a row shows its crop and probabilities; a box selects its row
-    widget.table.selectRow(5)
-    assert not widget.crop_view.pixmap().isNull()
-    assert widget.prob_view.text().count("\n") == 9
-    boxes.selected_data = {7}
-    boxes.events.highlight()
-    selected = widget.table.selectedItems()[0].data(Qt.UserRole)
-    assert selected == 7
+    assert viewer.layers.selection.active is labels  # hovering shows the reading
 
     # sort by probability, then correct a digit in the table itself
-    widget.table.sortItems(5, Qt.AscendingOrder)
-    first = widget.table.item(0, 0).data(Qt.UserRole)
+    widget.table.sortByColumn(HEADERS.index("p"), Qt.AscendingOrder)
+    first = cell(widget, 0, "#").data(Qt.UserRole)
+    assert rows[first].probability == min(r.probability for r in rows)
     wrong = (rows[first].prediction + 1) % 10
-    widget.table.item(0, 8).setText(str(wrong))
+    widget.model.setData(cell(widget, 0, "fix"), str(wrong))
     assert widget.rows[first].corrected == wrong
-    assert boxes.features["text"][first].startswith(f"{wrong}*")
+    assert cell(widget, 0, "read").data() == wrong
+    assert labels.features["read"][first] == wrong
+    assert (box_colours(viewer, first)[:, :3] == (0, 1, 1)).all()  # cyan: corrected
 
     out = tmp_path / "digits.csv"
     assert widget.export_csv(str(out)) == len(rows)
@@ -92,7 +106,146 @@ def test_reads_the_sample_page_into_layers_table_and_csv(
 
     run(widget, qtbot, page)  # reading the page again keeps the correction
     assert widget.rows[first].corrected == wrong
-    assert len(viewer.layers) == 3  # the page and one labels, one boxes layer
+    assert [layer.name for layer in viewer.layers] == [
+        page.name,
+        LABELS_LAYER,
+        READINGS_LAYER,
+        BOXES_LAYER,
+    ]
+    assert viewer.layers[BOXES_LAYER] is boxes  # updated in place
+
+
+def test_each_reading_is_written_over_its_box_and_follows_corrections(
+    viewer_and_widget, qtbot
+):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    reading = widget.reading
+    layer = viewer.layers[READINGS_LAYER]
+    assert layer.data[0] is reading.readings or np.shares_memory(
+        layer.data[0], reading.readings
+    )
+    scale = reading.readings_scale
+
+    def glyph(index):  # the texels just above the box
+        row = widget.rows[index]
+        bottom, left = int(row.min_row / scale) - 1, int(row.min_col / scale)
+        h, w = annotations.glyph_cell()
+        return reading.readings[max(bottom - h, 0) : bottom, left : left + w]
+
+    for k in range(0, len(widget.rows), 17):
+        expected = annotations.glyphs()[str(widget.rows[k].value)]
+        area = glyph(k)
+        assert set(np.unique(area)) - {0} == {reading.codes[k]}
+        assert (area != 0).sum() == expected.sum()
+    # glyph height scales with the page's digits: about half a digit tall
+    height = annotations.glyph_cell()[0] * scale
+    assert 0.3 < height / reading.scan.digit_height < 0.7
+
+    k = 3
+    new = (widget.rows[k].value + 4) % 10
+    widget.correct(k, new)
+    area = glyph(k)
+    assert set(np.unique(area)) - {0} == {annotations.CORRECTED}
+    assert (area != 0).sum() == annotations.glyphs()[str(new)].sum()
+
+
+def test_a_new_page_clears_the_crop_and_corrections_update_the_count(
+    viewer_and_widget, qtbot
+):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    widget.review.value = 1.0  # every digit below p = 100% to review
+    flagged = sum(r.needs_review(1.0) for r in widget.rows)
+    assert flagged > 10 and f" {flagged} to review" in widget.status.value
+    k = next(i for i, r in enumerate(widget.rows) if r.needs_review(1.0))
+    widget.correct(k, widget.rows[k].prediction)  # same digit: no correction
+    widget.correct(k, (widget.rows[k].prediction + 1) % 10)
+    assert f" {flagged - 1} to review" in widget.status.value
+    widget.correct(k, None)  # undo
+    assert f" {flagged} to review" in widget.status.value
+
+    widget.select_row(5)
+    assert not widget.explain.empty
+    second = viewer.add_image(page.data[:700], name="top half", rgb=True)
+    run(widget, qtbot, second)
+    assert widget.explain.empty and not widget.explain.probs.text()
+    assert not widget.explain_button.enabled
+
+
+def test_rows_and_boxes_select_each_other(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    white = np.ones(4)
+
+    widget.select_row(7)
+    assert widget.selected == 7
+    assert (box_colours(viewer, 7) == white).all()
+    assert not (box_colours(viewer, 6) == white).all()
+    assert widget.explain.probs.text().count("\n") == 9
+
+    # a click (press and release at one place) inside box 12 selects its row
+    row = widget.rows[12]
+    point = ((row.min_row + row.max_row) / 2, (row.min_col + row.max_col) / 2)
+    labels = viewer.layers[LABELS_LAYER]
+    event = SimpleNamespace(type="mouse_press", position=point)
+    clicks = widget._on_click(labels, event)
+    next(clicks)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(clicks)
+    selected = widget.table.selectionModel().selectedRows()[0]
+    assert selected.data(Qt.UserRole) == 12 and widget.selected == 12
+    assert (box_colours(viewer, 12) == white).all()
+    assert not (box_colours(viewer, 7) == white).all()
+    assert widget.digit_at((0, 0)) is None
+
+
+def test_explain_this_digit_shows_the_first_layer_feature_maps(
+    viewer_and_widget, qtbot
+):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    widget.select_row(4)
+    assert widget.explain_button.enabled
+    worker = widget.explain_selected()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    qtbot.waitUntil(lambda: widget.explain.maps.pixmap() is not None, timeout=5000)
+    assert not widget.explain.maps.pixmap().isNull()
+    assert "20 first-layer feature maps" in widget.explain.caption.text()
+    assert not widget.explain.crop.pixmap().isNull()
+    assert "tensorflow" not in sys.modules
+
+
+def test_the_dock_keeps_the_canvas_wide_and_the_table_fits(
+    make_napari_viewer, qtbot, engine, messages
+):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1300, 850)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Read digits")
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    widget.select_row(3)  # the explain panel shows the digit
+    qtbot.wait(100)
+    canvas = viewer.window._qt_viewer.canvas.native
+    before, canvas_before = widget.width(), canvas.width()
+    widget.status.value = "word " * 100  # 500 characters
+    qtbot.wait(100)
+    assert widget.status.native.wordWrap()
+    assert widget.width() <= max(before, 400), (before, widget.width())
+    assert canvas.width() == canvas_before > 550
+    # digit, reading and probability are in view without scrolling
+    table = widget.table
+    p = HEADERS.index("p")
+    assert max(HEADERS.index("#"), HEADERS.index("read")) < p
+    right = table.columnViewportPosition(p) + table.columnWidth(p)
+    assert right <= table.viewport().width(), (right, table.viewport().width())
+    assert table.model().headerData(CORRECTED, Qt.Horizontal) == "fix"
 
 
 def test_bad_corrections_and_bad_layers_are_messages(viewer_and_widget, messages):
@@ -105,6 +258,15 @@ def test_bad_corrections_and_bad_layers_are_messages(viewer_and_widget, messages
     errors = [m for kind, m in messages if kind == "show_error"]
     assert len(errors) == 2 and all("choose an Image layer" in m for m in errors)
     assert LABELS_LAYER not in viewer.layers
+
+
+def test_a_bad_fix_is_a_message(viewer_and_widget, qtbot, messages):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    widget.model.setData(cell(widget, 0, "fix"), "x")
+    assert any("a fix is one digit 0-9" in m for kind, m in messages)
+    assert all(r.corrected is None for r in widget.rows)
 
 
 def test_blank_page_says_no_digits_found(viewer_and_widget, qtbot, messages):
@@ -127,6 +289,64 @@ def test_stack_reads_the_current_plane(viewer_and_widget, qtbot, messages):
     run(widget, qtbot, stack)
     assert any("current plane" in m for _, m in messages)
     assert len(widget.rows) > 20
+
+
+CRASH_WORKFLOW = """
+import time
+import napari
+from qtpy.QtWidgets import QApplication
+
+def pump(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.instance().processEvents()
+        time.sleep(0.01)
+
+def read(widget):
+    worker = widget.start()
+    ready = lambda: getattr(widget, "layers_ready", True)  # noqa: E731
+    while worker.is_running or not widget.run_button.enabled or not ready():
+        pump(0.05)
+    pump(0.5)  # drawn
+
+viewer = napari.Viewer()
+_, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Read digits")
+[page] = viewer.open_sample("napari-digits", "scanned_page")
+widget.layer.value = page
+for run in range(5):
+    # issue 9, crash a: read, delete the results, read again
+    read(widget)
+    names = {layer.name for layer in viewer.layers}
+    assert names == {page.name, *widget_layers}, names
+    viewer.layers.remove("digits: boxes")
+    pump(0.3)
+    viewer.layers.remove("digits: labels")
+    pump(0.3)
+    read(widget)
+    assert len(viewer.layers) == 4, [layer.name for layer in viewer.layers]
+    print("deleted and read again", run, flush=True)
+for run in range(5):
+    read(widget)  # the page again, with its layers present
+    assert len(viewer.layers) == 4, [layer.name for layer in viewer.layers]
+    print("read again", run, flush=True)
+viewer.close()
+print("survived")
+"""
+
+
+@pytest.mark.slow
+def test_deleting_the_results_and_reading_again_never_crashes():
+    """Ten reads that crashed the viewer, each drawn (run in a subprocess)."""
+    layers = repr([LABELS_LAYER, READINGS_LAYER, BOXES_LAYER])
+    script = f"widget_layers = {layers}\n" + CRASH_WORKFLOW
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
+    assert done.stdout.strip().endswith("survived")
 
 
 @pytest.mark.slow

@@ -1,14 +1,26 @@
 """The "Read digits" dock widget: wiring only.
 
 Finding digits is :func:`napari_digits.scan.find_digits`, the table is
-:mod:`napari_digits.results`, classifying is a ``Predict`` request to the
-engine process. This module turns controls into one background job and its
-result into layers (labels, boxes with text, the table as features), a
-sortable table with corrections, a crop view and a CSV export.
+:mod:`napari_digits.results`, what is drawn over the page is
+:mod:`napari_digits.annotations`, classifying is a ``Predict`` request to the
+engine process. One background job finds, classifies and builds every array
+the layers need; the GUI thread only hands them to layers, updated in place:
+
+- ``digits: labels``: one label a digit (hover shows its reading),
+- ``digits: boxes``: a Vectors layer, four segments a box, coloured by status,
+- ``digits: readings``: each digit's reading written above its box.
+
+No Shapes layer and no text layer: on Mesa llvmpipe removing one and drawing
+another crashes the viewer (README, Known issues), and both cost seconds for
+thousands of digits. Page-sized layers are multiscale, so that only the part
+in view goes to the GPU.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,24 +33,17 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image
+from napari.layers import Image, Labels, Vectors
 from napari.qt.threading import create_worker
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
-from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import (
-    QAbstractItemView,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from napari_digits import results
+from napari_digits import annotations, results
 from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets._digits_table import DigitsModel, digits_table
+from napari_digits._widgets._explain import ExplainPanel
 from napari_digits.current_model import current_model
 from napari_digits.scan import Scan, ScanError, find_digits
 
@@ -47,20 +52,26 @@ if TYPE_CHECKING:
 
 LABELS_LAYER = "digits: labels"
 BOXES_LAYER = "digits: boxes"
-#: table columns: header -> DigitRow attribute
-COLUMNS = {
-    "digit": "digit",
-    "line": "line",
-    "pos.": "position",
-    "number": "number",
-    "read": "prediction",
-    "p": "probability",
-    "2nd": "runner_up",
-    "p 2nd": "runner_up_probability",
-    "corrected": "corrected",
-}
-CORRECTED = list(COLUMNS).index("corrected")
-OK_COLOUR, REVIEW_COLOUR, CORRECTED_COLOUR = "lime", "orangered", "cyan"
+READINGS_LAYER = "digits: readings"
+MINE = (LABELS_LAYER, BOXES_LAYER, READINGS_LAYER)
+
+
+@dataclass
+class Reading:
+    """A read page, with every array its layers need (built in the worker).
+
+    ``rows``, ``codes`` and ``readings`` change in place with corrections.
+    """
+
+    scan: Scan
+    rows: list[results.DigitRow]
+    probabilities: np.ndarray
+    codes: np.ndarray
+    segments: np.ndarray
+    labels: list[np.ndarray]
+    readings: np.ndarray
+    readings_scale: float
+    lost: int
 
 
 def classify(model: str, crops: np.ndarray) -> np.ndarray:
@@ -71,15 +82,54 @@ def classify(model: str, crops: np.ndarray) -> np.ndarray:
     return get_engine().call(Predict(model=model, images=crops))
 
 
-def read_job(image: np.ndarray, model: str, options: dict[str, Any], file: str):
-    """Find, classify and tabulate a page; yields step names (worker thread)."""
+def read_job(
+    image: np.ndarray,
+    model: str,
+    options: dict[str, Any],
+    file: str,
+    earlier: list[results.DigitRow],
+    review: float,
+):
+    """Find, classify, tabulate and draw a page (worker thread).
+
+    Yields step names; returns a :class:`Reading`. ``earlier`` is the table
+    of the last read, whose corrections are carried over.
+    """
+    options = dict(options)
     number_gap = options.pop("number_gap")
     yield "finding digits"
     scan = find_digits(image, **options)
     yield f"classifying {len(scan)} digits"
     probs = classify(model, scan.crops) if len(scan) else np.zeros((0, 10))
     rows = results.build_table(scan, probs, file=file, number_gap=number_gap)
-    return scan, rows, probs
+    rows, carried = results.carry_corrections(earlier, rows)
+    same_page = bool(earlier and rows and earlier[0].file == rows[0].file)
+    lost = sum(r.corrected is not None for r in earlier) - carried if same_page else 0
+    yield "drawing"
+    import pandas  # noqa: F401  (napari's layer features: not in the GUI thread)
+
+    return draw(scan, rows, probs, review, lost)
+
+
+def draw(scan: Scan, rows, probs, review: float, lost: int = 0) -> Reading:
+    """Build the arrays of the result layers (worker thread)."""
+    codes = annotations.status(rows, review)
+    scale = annotations.readings_scale(scan.digit_height or 28)
+    shape = scan.labels.shape
+    labels = scan.labels
+    if len(rows) < np.iinfo(np.uint16).max:
+        labels = labels.astype(np.uint16)  # drawn as is; int32 is hashed per draw
+    return Reading(
+        scan=scan,
+        rows=rows,
+        probabilities=probs,
+        codes=codes,
+        segments=annotations.box_segments(rows),
+        labels=annotations.pyramid(labels),
+        readings=annotations.readings_image(rows, codes, shape, scale),
+        readings_scale=scale,
+        lost=lost,
+    )
 
 
 def page_of(viewer: napari.viewer.Viewer, layer: Any) -> tuple[np.ndarray, str]:
@@ -111,48 +161,28 @@ def file_name(layer: Image) -> str:
     return str(path) if path else layer.name
 
 
-def rectangles(rows: list[results.DigitRow]) -> list[np.ndarray]:
-    """Four corners of each digit's box, in page coordinates (rows, cols)."""
-    return [
-        np.array(
-            [
-                [r.min_row - 0.5, r.min_col - 0.5],
-                [r.min_row - 0.5, r.max_col - 0.5],
-                [r.max_row - 0.5, r.max_col - 0.5],
-                [r.max_row - 0.5, r.min_col - 0.5],
-            ]
-        )
-        for r in rows
-    ]
+def labels_features(rows: list[results.DigitRow]) -> dict[str, np.ndarray]:
+    """Return what hovering a digit shows: number, reading, probability."""
+    return {
+        "index": np.array([r.label for r in rows], int),
+        "digit": np.array([r.digit for r in rows], int),
+        "read": np.array([r.value for r in rows], int),
+        "p": np.array([r.probability for r in rows], float),
+        "2nd": np.array([r.runner_up for r in rows], int),
+        "corrected": np.array([r.corrected is not None for r in rows], bool),
+    }
 
 
-def box_text(row: results.DigitRow) -> str:
-    """Text over a box: the digit read (or corrected) and its confidence."""
-    mark = "*" if row.corrected is not None else ""
-    return f"{row.value}{mark} {row.probability:.0%}"
+def _camera(viewer: napari.viewer.Viewer) -> Any:
+    """Return the viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
 
 
-def box_colour(row: results.DigitRow, threshold: float) -> str:
-    """Edge colour: corrected, uncertain (to review) or confident."""
-    if row.corrected is not None:
-        return CORRECTED_COLOUR
-    return REVIEW_COLOUR if row.needs_review(threshold) else OK_COLOUR
-
-
-def crop_pixmap(crop: np.ndarray, size: int = 112) -> QPixmap:
-    """Return a QPixmap of a uint8 crop, scaled up without smoothing."""
-    data = np.ascontiguousarray(crop, np.uint8)
-    image = QImage(
-        data.data, data.shape[1], data.shape[0], data.shape[1], QImage.Format_Grayscale8
-    )
-    return QPixmap.fromImage(image.copy()).scaled(size, size, Qt.KeepAspectRatio)
-
-
-def probability_text(probs: np.ndarray) -> str:
-    """Return the ten probabilities as text bars, one line a class."""
-    return "\n".join(
-        f"{k}  {'█' * round(p * 20):<20} {p:6.1%}" for k, p in enumerate(probs)
-    )
+def status_colormap() -> DirectLabelColormap:
+    """Colours of the readings image's status codes (0 transparent)."""
+    colours = {None: "transparent", 0: "transparent", **annotations.STATUS_COLOURS}
+    return DirectLabelColormap(color_dict=colours)
 
 
 class ScanWidget(QWidget):
@@ -168,24 +198,23 @@ class ScanWidget(QWidget):
         super().__init__()
         ensure_pool_threads()
         self.viewer = viewer
-        self.rows: list[results.DigitRow] = []
-        self.scan: Scan | None = None
-        self.probabilities = np.zeros((0, 10))
+        self.reading: Reading | None = None
+        self.selected: int | None = None
         self.worker = None
-        self._filling = False
+        self._steps: deque[Callable[[], Any]] = deque()
         self._build_controls()
-        self._build_table()
+        self.model = DigitsModel(self._on_fix_typed)
+        self.table = digits_table(self.model)
+        self.table.selectionModel().selectionChanged.connect(self._on_row_selected)
+        self.explain = ExplainPanel()
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.table)
-        view = QHBoxLayout()
-        self.crop_view, self.prob_view = QLabel(), QLabel()
-        self.prob_view.setStyleSheet("font-family: monospace")
-        view.addWidget(self.crop_view)
-        view.addWidget(self.prob_view)
-        layout.addLayout(view)
+        layout.addWidget(self.explain_button.native)
+        layout.addWidget(self.explain)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e=None: self.layer.reset_choices())
+            event.connect(self._reset_layer_choices)
+        self.destroyed.connect(lambda *_: self._disconnect(viewer))
 
     # -- building ----------------------------------------------------------
 
@@ -210,10 +239,14 @@ class ScanWidget(QWidget):
         self.split = CheckBox(text="split touching digits", value=True)
         self.run_button = PushButton(text="Find and classify")
         self.export_button = PushButton(text="Export CSV...")
+        self.explain_button = PushButton(text="Explain this digit", enabled=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self._ask_export)
-        self.review.changed.connect(self._refresh_boxes)
+        self.explain_button.changed.connect(self.explain_selected)
+        self.review.changed.connect(self._on_review_changed)
         self.controls = Container(
             widgets=[
                 self.layer,
@@ -230,19 +263,20 @@ class ScanWidget(QWidget):
             ]
         )
 
-    def _build_table(self) -> None:
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.itemSelectionChanged.connect(self._on_row_selected)
-        self.table.itemChanged.connect(self._on_item_changed)
-
     def _layers(self, _widget=None) -> list[tuple[str, Any]]:
-        mine = (LABELS_LAYER, BOXES_LAYER)
-        return [(lay.name, lay) for lay in self.viewer.layers if lay.name not in mine]
+        return [(lay.name, lay) for lay in self.viewer.layers if lay.name not in MINE]
+
+    def _reset_layer_choices(self, _event=None) -> None:
+        self.layer.reset_choices()
+
+    def _disconnect(self, viewer: napari.viewer.Viewer) -> None:
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.disconnect(self._reset_layer_choices)
+
+    @property
+    def rows(self) -> list[results.DigitRow]:
+        """The table of the last page read (with corrections)."""
+        return self.reading.rows if self.reading else []
 
     # -- running -----------------------------------------------------------
 
@@ -275,11 +309,13 @@ class ScanWidget(QWidget):
             str(current_model.path),
             self.options(),
             file_name(layer),
-            _progress={"total": 2, "desc": "Read digits"},
+            self.rows,
+            self.review.value,
+            _progress={"total": 3, "desc": "Read digits"},
             _start_thread=False,
             _connect={  # "errored" here, or superqt re-raises it in the GUI
                 "yielded": lambda step: setattr(self.status, "value", step),
-                "returned": lambda out: self._show(layer, *out),
+                "returned": lambda reading: self._show(layer, reading),
                 "errored": self._on_error,
                 "finished": lambda: setattr(self.run_button, "enabled", True),
             },
@@ -294,137 +330,263 @@ class ScanWidget(QWidget):
 
     # -- results -----------------------------------------------------------
 
-    def _show(self, layer: Image, scan: Scan, rows, probs) -> None:
-        rows, carried = results.carry_corrections(self.rows, rows)
-        lost = sum(r.corrected is not None for r in self.rows) - carried
-        if lost > 0 and rows and self.rows[0].file == rows[0].file:
-            show_warning(f"{lost} earlier correction(s) matched no digit any more")
-        self.scan, self.rows = scan, rows
-        self.probabilities = probs
-        self._by_label = {r.label: k for k, r in enumerate(scan.regions)}
-        extra = "; ".join(m for m in scan.messages if m != "no digits found")
+    def _show(self, source: Image, reading: Reading) -> None:
+        if reading.lost > 0:
+            show_warning(
+                f"{reading.lost} earlier correction(s) matched no digit any more"
+            )
+        self.reading, self.selected = reading, None
+        self._by_label = {r.label: k for k, r in enumerate(reading.scan.regions)}
+        self.explain.clear()
+        self.explain_button.enabled = False
+        self.model.set_rows(reading.rows)
+        self._update_status()
+        if not reading.rows:
+            extra = "; ".join(self._scan_messages())
+            show_warning("no digits found" + (f" ({extra})" if extra else ""))
+        self._put_layers(source, reading)
+
+    def _scan_messages(self) -> list[str]:
+        messages = self.reading.scan.messages if self.reading else []
+        return [m for m in messages if m != "no digits found"]
+
+    def _update_status(self) -> None:
+        """Say how many digits, numbers and digits left to review."""
+        rows = self.rows
         if not rows:
             self.status.value = "no digits found"
-            show_warning("no digits found" + (f" ({extra})" if extra else ""))
-        else:
-            flagged = sum(r.needs_review(self.review.value) for r in rows)
-            self.status.value = (
-                f"{len(rows)} digits, {len(results.numbers(rows))} numbers, "
-                f"{flagged} to review" + (f"; {extra}" if extra else "")
-            )
-        self._put_layers(layer, scan)
-        self._fill_table()
-
-    def _put_layers(self, source: Image, scan: Scan) -> None:
-        where = {"scale": source.scale[-2:], "translate": source.translate[-2:]}
-        features = results.to_features(self.rows)
-        labels_features = {"index": features["label"], **features}
-        for name in (LABELS_LAYER, BOXES_LAYER):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-        if not self.rows:
             return
-        self.viewer.add_labels(
-            scan.labels,
-            name=LABELS_LAYER,
-            opacity=0.4,
-            features=labels_features,
-            **where,
+        flagged = sum(r.needs_review(self.review.value) for r in rows)
+        extra = "; ".join(self._scan_messages())
+        self.status.value = (
+            f"{len(rows)} digits, {len(results.numbers(rows))} numbers, "
+            f"{flagged} to review" + (f"; {extra}" if extra else "")
         )
-        boxes = self.viewer.add_shapes(
-            rectangles(self.rows),
-            shape_type="rectangle",
-            name=BOXES_LAYER,
-            face_color="transparent",
-            edge_width=2,
-            features=features,
-            **where,
-        )
-        boxes.events.highlight.connect(self._on_box_selected)
-        self._refresh_boxes()
-        self.viewer.layers.selection.active = boxes
 
-    def _refresh_boxes(self, _=None) -> None:
+    def _put_layers(self, source: Image, reading: Reading) -> None:
+        """Update the three layers, one per turn of the event loop."""
+        self._steps.clear()
+        if not reading.rows:
+            for name in MINE:
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+            return
+        where = {"scale": source.scale[-2:], "translate": source.translate[-2:]}
+        unit = np.asarray(source.scale[-2:])
+        step = reading.readings_scale * unit
+        over = {"scale": step, "translate": where["translate"] + (step - unit) / 2}
+        width = max(1.0, reading.scan.digit_height / 12)
+        self._steps.extend(
+            [
+                lambda: self._put_labels(reading, where),
+                lambda: self._put(
+                    READINGS_LAYER,
+                    Labels,
+                    annotations.pyramid(reading.readings),
+                    over,
+                    colormap=status_colormap(),
+                ),
+                lambda: self._put(
+                    BOXES_LAYER,
+                    Vectors,
+                    reading.segments,
+                    where,
+                    edge_width=width,
+                    vector_style="line",
+                    edge_color=annotations.segment_colours(reading.codes),
+                ),
+                self._finish_layers,
+            ]
+        )
+        self._next_step()
+
+    def _next_step(self) -> None:
+        if self._steps:
+            self._steps.popleft()()
+            QTimer.singleShot(0, self._next_step)
+
+    def _put_labels(self, reading: Reading, where: dict) -> None:
+        labels = self._put(LABELS_LAYER, Labels, reading.labels, where)
+        labels.opacity = 0.4 if labels.opacity == 1 else labels.opacity
+        labels.features = labels_features(reading.rows)
+
+    def _finish_layers(self) -> None:
+        self._refresh_boxes()
+        for layer in (self.viewer.layers[n] for n in MINE if n in self.viewer.layers):
+            if self._on_click not in layer.mouse_drag_callbacks:
+                layer.mouse_drag_callbacks.append(self._on_click)
+        if LABELS_LAYER in self.viewer.layers:
+            self.viewer.layers.selection.active = self.viewer.layers[LABELS_LAYER]
+
+    @property
+    def layers_ready(self) -> bool:
+        """True when the last page's layers are all in place."""
+        return not self._steps
+
+    def _put(self, name: str, kind: type, data: Any, where: dict, **kwargs: Any):
+        """Update layer ``name`` in place, or add it where it is missing.
+
+        ``data`` is an array, or a list of levels (multiscale if more than one).
+        """
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if isinstance(data, list):
+            kwargs["multiscale"] = len(data) > 1
+            data = data if len(data) > 1 else data[0]
+        multiscale = bool(kwargs.get("multiscale", False))
+        same = isinstance(layer, kind) and layer.multiscale == multiscale
+        if same and multiscale:  # napari cannot change the number of levels
+            same = len(layer.data) == len(data)
+        if same:
+            layer.data = data
+            for key, value in where.items():
+                if not np.allclose(getattr(layer, key), value):
+                    setattr(layer, key, value)
+            return layer
+        if layer is not None:  # Labels and Vectors layers: removed safely
+            self.viewer.layers.remove(layer)
+        return self.viewer.add_layer(kind(data, name=name, **where, **kwargs))
+
+    def _refresh_boxes(self) -> None:
         if BOXES_LAYER not in self.viewer.layers or not self.rows:
             return
-        boxes = self.viewer.layers[BOXES_LAYER]
-        features = results.to_features(self.rows)
-        features["text"] = np.array([box_text(r) for r in self.rows])
-        boxes.features = features
-        boxes.edge_color = [box_colour(r, self.review.value) for r in self.rows]
-        boxes.text = {
-            "string": "{text}",
-            "anchor": "upper_left",
-            "size": 9,
-            "color": "magenta",
-            "translation": [-3, 0],
-        }
-        labels = self.viewer.layers[LABELS_LAYER]
-        labels.features = {"index": features["label"], **features}
+        colours = annotations.segment_colours(self.reading.codes, self.selected)
+        self.viewer.layers[BOXES_LAYER].edge_color = colours
 
-    def _fill_table(self) -> None:
-        self._filling = True
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(self.rows))
-        for i, row in enumerate(self.rows):
-            for j, attr in enumerate(COLUMNS.values()):
-                value = getattr(row, attr)
-                item = QTableWidgetItem()
-                item.setData(Qt.UserRole, i)
-                if attr == "corrected":
-                    item.setText("" if value is None else str(value))
-                else:
-                    item.setData(Qt.DisplayRole, value)
-                    item.setFlags(item.flags() & ~Qt.ItemIsEditable)
-                self.table.setItem(i, j, item)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
-        self._filling = False
+    def _on_review_changed(self, _=None) -> None:
+        if not self.reading:
+            return
+        self._recode()
+        self._update_status()
+
+    def _recode(self) -> None:
+        """Recompute the status codes, boxes and readings after a change."""
+        codes = annotations.status(self.rows, self.review.value)
+        changed = np.flatnonzero(codes != self.reading.codes)
+        self.reading.codes[:] = codes
+        for k in changed:
+            self._rewrite(int(k))
+        self._refresh_boxes()
+
+    def _rewrite(self, index: int) -> None:
+        reading = self.reading
+        annotations.write_reading(
+            reading.readings,
+            reading.rows[index],
+            int(reading.codes[index]),
+            reading.readings_scale,
+        )
+        if READINGS_LAYER in self.viewer.layers:
+            self.viewer.layers[READINGS_LAYER].refresh()
 
     # -- selection and corrections -----------------------------------------
 
-    def _on_row_selected(self) -> None:
-        items = self.table.selectedItems()
-        if items:
-            self.show_digit(items[0].data(Qt.UserRole))
+    def _on_row_selected(self, *_: Any) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.show_digit(rows[0].data(Qt.UserRole))
 
-    def _on_box_selected(self, _=None) -> None:
-        boxes = self.viewer.layers[BOXES_LAYER]
-        if len(boxes.selected_data) == 1:
-            index = next(iter(boxes.selected_data))
+    def _on_click(self, layer: Any, event: Any):
+        """Select the digit whose box was clicked (not dragged) in the table."""
+        start = np.asarray(event.position)
+        yield
+        while event.type == "mouse_move":
+            yield
+        moved = np.abs(np.asarray(event.position) - start).max()
+        if moved * _camera(self.viewer).zoom > 3:  # screen pixels: a drag, not a click
+            return
+        index = self.digit_at(layer.world_to_data(event.position)[-2:])
+        if index is not None:
             self.select_row(index)
+
+    def digit_at(self, point: Any) -> int | None:
+        """Return the digit (reading order, from 0) whose box holds a point."""
+        if not self.rows:
+            return None
+        boxes = np.array(
+            [[r.min_row, r.min_col, r.max_row, r.max_col] for r in self.rows]
+        )
+        r, c = np.asarray(point, float) + 0.5
+        inside = (
+            (boxes[:, 0] <= r)
+            & (r < boxes[:, 2])
+            & (boxes[:, 1] <= c)
+            & (c < boxes[:, 3])
+        )
+        hits = np.flatnonzero(inside)
+        return int(hits[0]) if len(hits) else None
 
     def select_row(self, index: int) -> None:
         """Select the table row of digit ``index`` (reading order, from 0)."""
-        for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).data(Qt.UserRole) == index:
-                self.table.selectRow(r)
-                return
+        row = self.model.row_of(index)
+        if row >= 0:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.model.index(row, 0))
 
     def show_digit(self, index: int) -> None:
-        """Show digit ``index``'s 28x28 crop and its ten probabilities."""
-        k = self._by_label[self.rows[index].label]
-        self.crop_view.setPixmap(crop_pixmap(self.scan.crops[k]))
-        self.prob_view.setText(probability_text(self.probabilities[k]))
+        """Show digit ``index``'s crop and probabilities; highlight its box."""
+        self.selected = index
+        row = self.rows[index]
+        k = self._by_label[row.label]
+        caption = f"digit {row.digit}: read {row.value} (p {row.probability:.1%})"
+        self.explain.show_digit(
+            self.reading.scan.crops[k], self.reading.probabilities[k], caption
+        )
+        self.explain_button.enabled = True
+        self._refresh_boxes()
 
-    def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if self._filling or item.column() != CORRECTED:
-            return
-        text = item.text().strip()
+    def _on_fix_typed(self, index: int, text: str) -> None:
         try:
-            value = int(text) if text else None
-            self.correct(item.data(Qt.UserRole), value)
+            self.correct(index, int(text) if text else None)
         except ValueError:
-            show_error(
-                f"a correction is one digit 0-9 (or empty to undo), not {text!r}"
-            )
-            self._fill_table()
+            show_error(f"a fix is one digit 0-9 (or empty to undo), not {text!r}")
 
     def correct(self, index: int, value: int | None) -> None:
         """Correct digit ``index`` (reading order, from 0) to ``value``."""
-        self.rows = results.correct(self.rows, index, value)
-        self._refresh_boxes()
-        self._fill_table()
+        self.reading.rows[:] = results.correct(self.rows, index, value)
+        self.model.update_rows(self.rows)
+        self._rewrite(index)
+        self._recode()
+        self._update_status()
+        if LABELS_LAYER in self.viewer.layers:
+            self.viewer.layers[LABELS_LAYER].features = labels_features(self.rows)
+
+    # -- explain this digit ------------------------------------------------
+
+    def explain_selected(self, _=None):
+        """Ask the engine for the selected digit's first-layer feature maps."""
+        if self.selected is None:
+            show_warning("select a digit in the table first")
+            return None
+        from napari_digits._widgets.learned_filters import feature_maps
+
+        index = self.selected
+        k = self._by_label[self.rows[index].label]
+        crop = self.reading.scan.crops[k].astype(np.float32) / 255
+        path = current_model.path
+        worker = create_worker(
+            feature_maps,
+            str(path),
+            crop,
+            1,
+            _start_thread=False,
+            _connect={
+                "returned": lambda out: self._on_maps(index, path, out[1][0]),
+                "errored": lambda exc: show_error(f"Explain this digit: {exc}"),
+            },
+        )
+        self.explain_worker = worker
+        worker.start()
+        return worker
+
+    def _on_maps(self, index: int, path: Any, maps: np.ndarray) -> None:
+        if index != self.selected:
+            return  # another digit was selected meanwhile
+        row = self.rows[index]
+        self.explain.show_maps(
+            maps,
+            f"digit {row.digit}: read {row.value} (p {row.probability:.1%}); "
+            f"{maps.shape[-1]} first-layer feature maps of {path.name}",
+        )
 
     # -- export ------------------------------------------------------------
 

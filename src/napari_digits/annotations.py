@@ -1,0 +1,167 @@
+"""What is drawn over a read page: box outlines, readings, status codes.
+
+Pure numpy (and Pillow for the glyphs): the Read digits widget builds these
+arrays in its worker thread, so that the viewer only hands them to layers.
+
+Why not napari Shapes and text: a Shapes layer of thousands of rectangles
+takes seconds to triangulate and its text positions cost O(N²) on every zoom
+step, and on Mesa llvmpipe a layer that draws text (Shapes, Points with text)
+crashes the viewer when one is removed and another drawn (README, Known
+issues). Boxes are therefore line segments (a Vectors layer: four a box) and
+readings are glyphs written into a small label image (one texture that the
+GPU scales with the zoom, so each digit's reading stays the size of its box).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from napari_digits.results import DigitRow
+
+#: status codes (values of the readings image; 0 is transparent)
+OK, REVIEW, CORRECTED = 1, 2, 3
+#: colour of each status code: confident, to review, corrected
+STATUS_COLOURS = {OK: "lime", REVIEW: "orangered", CORRECTED: "cyan"}
+#: height of a reading's glyph in texels of the readings image
+GLYPH_TEXELS = 14
+#: a reading's height as a fraction of the page's digit height
+READING_HEIGHT = 0.45
+
+
+def status(rows: Sequence[DigitRow], threshold: float) -> np.ndarray:
+    """Status code of each row: corrected, to review (below ``threshold``), ok.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> row = DigitRow("", 1, 1, 1, 1, 0, 0, 9, 6, 4.0, 3.0, 7, 0.5, 1, 0.4)
+    >>> status([row, replace(row, probability=0.99), replace(row, corrected=1)], 0.8)
+    array([2, 1, 3], dtype=uint8)
+    """
+    out = np.full(len(rows), OK, np.uint8)
+    for k, row in enumerate(rows):
+        if row.corrected is not None:
+            out[k] = CORRECTED
+        elif row.needs_review(threshold):
+            out[k] = REVIEW
+    return out
+
+
+def box_segments(rows: Sequence[DigitRow]) -> np.ndarray:
+    """Four segments a box, as napari vectors ``(4N, 2, 2)``: start, offset.
+
+    Boxes are drawn on the pixel edges around each digit (rows, cols).
+    """
+    b = np.array(
+        [[r.min_row, r.min_col, r.max_row, r.max_col] for r in rows], float
+    ).reshape(-1, 4)
+    b -= 0.5
+    r0, c0, r1, c1 = b.T
+    corners = np.stack(
+        [np.c_[r0, c0], np.c_[r0, c1], np.c_[r1, c1], np.c_[r1, c0]], axis=1
+    )
+    offsets = np.roll(corners, -1, axis=1) - corners
+    return np.stack([corners, offsets], axis=2).reshape(-1, 2, 2)
+
+
+def segment_colours(codes: np.ndarray, highlight: int | None = None) -> np.ndarray:
+    """RGBA colour of each box segment, from its row's status code.
+
+    The segments of row ``highlight`` (the selected digit) are white.
+    """
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    palette = np.zeros((4, 4), np.float32)
+    for code, name in STATUS_COLOURS.items():
+        palette[code] = transform_color(name)[0]
+    colours = np.repeat(palette[np.asarray(codes, int)], 4, axis=0)
+    if highlight is not None and 0 <= highlight < len(codes):
+        colours[4 * highlight : 4 * highlight + 4] = (1, 1, 1, 1)
+    return colours
+
+
+@lru_cache(maxsize=8)
+def glyphs(height: int = GLYPH_TEXELS) -> dict[str, np.ndarray]:
+    """Boolean masks of the digits 0-9 in Pillow's default font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=height * 1.35)
+    out = {}
+    for char in "0123456789":
+        canvas = Image.new("L", (height * 2, height * 2))
+        ImageDraw.Draw(canvas).text((0, 0), char, fill=255, font=font)
+        mask = np.asarray(canvas) > 96
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        out[char] = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return out
+
+
+def readings_scale(digit_height: float) -> float:
+    """Page pixels per texel of the readings image of a page."""
+    return max(1.0, READING_HEIGHT * float(digit_height) / GLYPH_TEXELS)
+
+
+def readings_image(
+    rows: Sequence[DigitRow],
+    codes: np.ndarray,
+    page_shape: tuple[int, int],
+    scale: float,
+) -> np.ndarray:
+    """Write each row's reading above its box, coloured by its status code.
+
+    Parameters
+    ----------
+    rows : sequence of DigitRow
+        The table.
+    codes : ndarray
+        Status code of each row (:func:`status`).
+    page_shape : (int, int)
+        The page's rows and columns.
+    scale : float
+        Page pixels per texel (:func:`readings_scale`).
+
+    Returns
+    -------
+    ndarray
+        uint8 ``ceil(page_shape / scale)``: 0 transparent, else a status code.
+    """
+    shape = tuple(int(np.ceil(s / scale)) for s in page_shape)
+    image = np.zeros(shape, np.uint8)
+    for row, code in zip(rows, codes, strict=True):
+        write_reading(image, row, int(code), scale)
+    return image
+
+
+def write_reading(image: np.ndarray, row: DigitRow, code: int, scale: float) -> None:
+    """Write (or rewrite) one row's reading above its box in the readings image."""
+    bottom = max(int(row.min_row / scale) - 1, 0)
+    left = int(row.min_col / scale)
+    cell = glyph_cell()
+    top = max(bottom - cell[0], 0)
+    image[top:bottom, left : left + cell[1]] = 0  # an earlier reading of this digit
+    mask = glyphs()[str(row.value)]
+    top = max(bottom - mask.shape[0], 0)
+    target = image[top : top + mask.shape[0], left : left + mask.shape[1]]
+    target[mask[: target.shape[0], : target.shape[1]]] = code
+
+
+def glyph_cell() -> tuple[int, int]:
+    """Return the largest glyph's height and width, in texels."""
+    shapes = np.array([m.shape for m in glyphs().values()])
+    return int(shapes[:, 0].max()), int(shapes[:, 1].max())
+
+
+def pyramid(image: np.ndarray, min_size: int = 1024) -> list[np.ndarray]:
+    """Strided views, each half the last, down to ``min_size`` (no copies).
+
+    A multiscale layer draws only the level and the part in view, so a
+    page-sized result never sends the whole page to the GPU at once.
+    """
+    levels = [image]
+    while max(levels[-1].shape) > min_size:
+        step = 2 ** len(levels)
+        levels.append(image[::step, ::step])
+    return levels

@@ -1,0 +1,71 @@
+"""What is drawn over a read page: boxes as segments, readings as glyphs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from napari_digits import annotations as a
+from napari_digits.results import DigitRow
+
+ROW = DigitRow("", 1, 1, 1, 1, 40, 10, 60, 22, 50.0, 16.0, 7, 0.99, 1, 0.01)
+
+
+def test_a_box_is_four_segments_around_its_pixels():
+    segments = a.box_segments([ROW])
+    assert segments.shape == (4, 2, 2)
+    starts, ends = segments[:, 0], segments[:, 0] + segments[:, 1]
+    corners = {(39.5, 9.5), (39.5, 21.5), (59.5, 21.5), (59.5, 9.5)}
+    assert {tuple(p) for p in starts} == corners == {tuple(p) for p in ends}
+    assert a.box_segments([]).shape == (0, 2, 2)
+
+
+def test_status_codes_and_colours():
+    rows = [ROW, replace(ROW, probability=0.5), replace(ROW, corrected=3)]
+    codes = a.status(rows, 0.8)
+    assert list(codes) == [a.OK, a.REVIEW, a.CORRECTED]
+    colours = a.segment_colours(codes, highlight=1)
+    assert colours.shape == (12, 4)
+    assert (colours[:4, :3] == (0, 1, 0)).all()  # lime
+    assert (colours[4:8] == 1).all()  # the highlighted box is white
+    assert (colours[8:, :3] == (0, 1, 1)).all()  # cyan
+
+
+def test_a_reading_is_written_above_its_box_and_rewritten():
+    scale = 2.0
+    image = a.readings_image([ROW], np.array([a.REVIEW]), (100, 60), scale)
+    assert image.shape == (50, 30) and image.dtype == np.uint8
+    rows, cols = np.nonzero(image)
+    assert rows.max() < ROW.min_row / scale and cols.min() >= ROW.min_col // scale
+    assert set(np.unique(image)) == {0, a.REVIEW}
+    assert (image != 0).sum() == a.glyphs()["7"].sum()
+    a.write_reading(image, replace(ROW, corrected=1), a.CORRECTED, scale)
+    assert set(np.unique(image)) == {0, a.CORRECTED}
+    assert (image != 0).sum() == a.glyphs()["1"].sum()
+
+
+def test_a_reading_at_the_top_edge_is_clipped_not_lost():
+    top = replace(ROW, min_row=2, max_row=20)
+    image = a.readings_image([top], np.array([a.OK]), (40, 40), 1.0)
+    assert image.any()
+
+
+def test_readings_scale_with_the_digits():
+    assert a.readings_scale(10) == 1.0
+    h = a.glyph_cell()[0]
+    for height in (64, 200):
+        assert abs(h * a.readings_scale(height) / height - a.READING_HEIGHT) < 0.1
+
+
+def test_pyramid_levels_are_views():
+    image = np.zeros((5000, 3000), np.uint16)
+    levels = a.pyramid(image)
+    assert [lvl.shape for lvl in levels] == [
+        (5000, 3000),
+        (2500, 1500),
+        (1250, 750),
+        (625, 375),
+    ]
+    assert all(np.shares_memory(lvl, image) for lvl in levels)
+    assert len(a.pyramid(np.zeros((50, 50)))) == 1
