@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +46,7 @@ from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
 from napari_digits.current_model import current_model
-from napari_digits.scan import Scan, ScanError, find_digits
+from napari_digits.scan import Scan, ScanError
 
 if TYPE_CHECKING:
     import napari
@@ -97,11 +98,10 @@ def read_job(
     """
     options = dict(options)
     number_gap = options.pop("number_gap")
-    yield "finding digits"
-    scan = find_digits(image, **options)
-    yield f"classifying {len(scan)} digits"
-    probs = classify(model, scan.crops) if len(scan) else np.zeros((0, 10))
-    rows = results.build_table(scan, probs, file=file, number_gap=number_gap)
+    yield "finding and classifying digits"
+    scan, rows, probs = results.read_page(
+        image, partial(classify, model), file=file, number_gap=number_gap, **options
+    )
     rows, carried = results.carry_corrections(earlier, rows)
     same_page = bool(earlier and rows and earlier[0].file == rows[0].file)
     lost = sum(r.corrected is not None for r in earlier) - carried if same_page else 0
@@ -311,7 +311,7 @@ class ScanWidget(QWidget):
             file_name(layer),
             self.rows,
             self.review.value,
-            _progress={"total": 3, "desc": "Read digits"},
+            _progress={"total": 2, "desc": "Read digits"},
             _start_thread=False,
             _connect={  # "errored" here, or superqt re-raises it in the GUI
                 "yielded": lambda step: setattr(self.status, "value", step),
