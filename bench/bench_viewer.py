@@ -410,21 +410,31 @@ def selected() -> list[str]:
 
 
 def run() -> list[dict]:
-    """Run the viewer-stall benchmark in a child process with a display.
+    """Run each selected scenario in its own child process, with a display.
 
-    The viewer lives in its own process so that its Qt application ends
-    before the virtual display it drew on.
+    The viewer lives in a child process so that its Qt application ends
+    before the virtual display it drew on, and so that a scenario that
+    crashes the viewer (a segfault) is reported as its own row instead of
+    ending the benchmark.
     """
-    selected()  # refuse unknown names before starting anything
+    rows = []
     with display():
-        child = subprocess.run(
-            [sys.executable, __file__], capture_output=True, text=True, check=False
-        )
+        for name in selected():
+            rows.append(_run_child(name))
+    return rows
+
+
+def _run_child(name: str) -> dict:
+    child = subprocess.run(
+        [sys.executable, __file__, name], capture_output=True, text=True, check=False
+    )
     for line in child.stdout.splitlines():
         if line.startswith(MARK):
-            return json.loads(line.removeprefix(MARK))
-    raise RuntimeError(f"the viewer benchmark failed:\n{child.stderr[-3000:]}")
+            return json.loads(line.removeprefix(MARK))[0]
+    tail = child.stderr.strip().splitlines()[-1:] or [""]
+    how = f"crashed (exit {child.returncode})"
+    return {"scenario": name, "error": f"{how}: {tail[0][:200]}"}
 
 
 if __name__ == "__main__":
-    print(MARK + json.dumps(measure(selected())), flush=True)
+    print(MARK + json.dumps(measure(sys.argv[1:] or selected())), flush=True)

@@ -394,6 +394,7 @@ def test_a_long_status_wraps_and_the_dock_stays_narrow(make_napari_viewer, qtbot
     qtbot.wait(100)
     before = widget.width()
     widget.status.value = "word " * 100  # 500 characters
+    widget.grid.set_message("reason " * 70)
     qtbot.wait(100)
     assert widget.status.native.wordWrap()
     assert widget.width() <= max(before, 450), (before, widget.width())

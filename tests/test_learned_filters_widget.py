@@ -173,6 +173,7 @@ def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
             first_layer=ConvWeights(kernel, np.zeros(4, np.float32), "relu"),
         )  # fmt: skip
         current_model.epoch_ended.emit(progress)
+        wait(qtbot, widget)
         layer = widget.viewer.layers[FILTERS_LAYER]
         tiles = lf.tile_filters(kernel, label_space=LABEL_SPACE)
         np.testing.assert_array_equal(layer.data, tiles.image)
@@ -183,6 +184,7 @@ def test_follow_mode_refreshes_the_tiles_at_every_epoch(widget, qtbot):
     current_model.epoch_ended.emit(
         progress.__class__(**{**progress.__dict__, "epoch": 3})
     )
+    wait(qtbot, widget)
     assert widget.viewer.layers[FILTERS_LAYER].metadata["source"] == "epoch 2"
 
 

@@ -15,6 +15,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_digits._widgets._display import wrap
+
 #: the grid's side in pixels, whatever the kernel's size
 SIDE_PX = 210
 #: cells narrower than this show their value only as a tooltip
@@ -35,7 +37,7 @@ class KernelGrid(QWidget):
         super().__init__(parent)
         self._row = QHBoxLayout()
         self.message = QLabel()
-        self.message.setWordWrap(True)
+        wrap(self.message)  # a long reason must not widen the dock
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._row)

@@ -56,8 +56,11 @@ def first_layer(model: str) -> ConvWeights:
 
 def feature_maps(
     model: str, image: np.ndarray | int, depth: int
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Return the input image and the engine's activation maps (worker thread).
+) -> tuple[np.ndarray, list[np.ndarray], list[tuple[float, float]]]:
+    """Return the input, the activation maps and their limits (worker thread).
+
+    The maps come from the engine, one ``(filters, H', W')`` stack a layer,
+    each with contrast limits at its 1st and 99th percentiles.
 
     ``image`` is a 2D float image in 0..1, or the index of an MNIST test digit.
     Raises :class:`~napari_digits.learned_filters.ImageTooSmallError` before
@@ -79,16 +82,33 @@ def feature_maps(
         image = load_mnist().x_test[image].astype(np.float32) / 255
     lf.check_image_size(image.shape, conv.kernel.shape[:2])
     lf.check_feature_maps(image.shape, [(*image.shape, conv.kernel.shape[-1])])
-    return image, get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
+    maps = get_engine().call(FeatureMaps(model=model, image=image, depth=depth))
+    # (C, H, W) stacks and their contrast limits, computed here, not in the GUI
+    stacks = [np.ascontiguousarray(np.moveaxis(m, -1, 0)) for m in maps]
+    return image, stacks, [percentile_limits(stack) for stack in stacks]
 
 
 def start_engine() -> str:
-    """Start the engine and load TensorFlow in it (worker thread); say so."""
+    """Start the engine and load TensorFlow in it (worker thread); say so.
+
+    The kernel catalogue that the matching needs is loaded here too.
+    """
+    import napari_digits.kernels  # noqa: F401  (scipy.ndimage: seconds, once)
     from napari_digits.engine.client import get_engine
     from napari_digits.engine.protocol import ListDevices
 
     get_engine().call(ListDevices())
     return "engine ready"
+
+
+def filters_view(conv: ConvWeights) -> tuple:
+    """Return the tiles, the closest classic kernels and their table (worker).
+
+    Raises ValueError for weights that are not a convolution kernel.
+    """
+    tiles = lf.tile_filters(conv.kernel, label_space=LABEL_SPACE)
+    matches = lf.match_filters(conv.kernel)
+    return tiles, matches, lf.match_table(matches)
 
 
 def placement(
@@ -270,15 +290,17 @@ class LearnedFiltersWidget(QWidget):
         self.show_filters(conv, source=str(current_model.path))
 
     def show_filters(self, conv: ConvWeights, source: str = "") -> None:
-        """Show ``conv``'s filters as tiles, their indices and closest kernels."""
-        try:
-            tiles = lf.tile_filters(conv.kernel, label_space=LABEL_SPACE)
-            matches = lf.match_filters(conv.kernel)
-        except ValueError as exc:
-            show_error(f"Learned filters: {exc}")
-            return
+        """Show ``conv``'s filters as tiles, their indices and closest kernels.
+
+        The tiles and the matching are computed in the background (the first
+        matching builds the kernel catalogue: seconds on a busy machine).
+        """
+        done = partial(self._show_filters, conv, source)
+        self._run(filters_view, done, "matching filters", conv)
+
+    def _show_filters(self, conv: ConvWeights, source: str, view: tuple) -> None:
+        tiles, matches, table = view
         self.conv, self.matches = conv, matches
-        table = lf.match_table(matches)
         self._new_results = False
         with selection_kept(self.viewer):
             self._show_tiles(tiles, source, table)
@@ -411,7 +433,7 @@ class LearnedFiltersWidget(QWidget):
         An MNIST digit (``world`` None) goes right of the user's images first,
         as tall as they are, so that its 28x28 maps are not a speck.
         """
-        image, maps = result
+        image, maps, limits = result
         with selection_kept(self.viewer):
             if world is None:
                 where = beside(self._scene(), image.shape)
@@ -419,18 +441,19 @@ class LearnedFiltersWidget(QWidget):
                 world = (where["scale"], where["translate"])
             scale, (top, left) = (np.asarray(v, dtype=float) for v in world)
             width = image.shape[-1] * scale[-1] * (1 + GAP_FRACTION)
-            for depth, activations in enumerate(maps, start=1):
-                stack = np.moveaxis(np.asarray(activations), -1, 0)
+            for depth, (stack, clim) in enumerate(zip(maps, limits, strict=True), 1):
                 shifted = (scale, (top, left + depth * width))
                 kwargs = {
                     "colormap": "magma",
+                    "contrast_limits": clim,
                     **placement(image.shape, stack.shape, shifted),
                 }
                 self._set_image(f"feature maps: layer {depth}", stack, kwargs)
         self.viewer.reset_view()  # the input and its maps in view
 
     def _set_image(self, name: str, data: np.ndarray, kwargs: dict) -> None:
-        kwargs = {"contrast_limits": percentile_limits(data), **kwargs}
+        if "contrast_limits" not in kwargs:
+            kwargs = {"contrast_limits": percentile_limits(data), **kwargs}
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data
