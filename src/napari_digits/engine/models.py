@@ -22,6 +22,7 @@ import tensorflow as tf
 from napari_digits.data import load_mnist
 from napari_digits.engine.checkpoints import ModelFileError
 from napari_digits.engine.devices import DeviceError, device_scope
+from napari_digits.engine.finetune import finetune
 from napari_digits.engine.protocol import (
     ConvWeights,
     DeviceInfo,
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "evaluate",
     "feature_maps",
+    "finetune",
     "first_layer",
     "list_devices",
     "load_model",

@@ -167,6 +167,50 @@ class Train:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tune a model on a user's own digits, MNIST replayed.
+
+    ``images`` are ``(N, 28, 28)`` uint8 crops (white ink on black) and
+    ``labels`` their digits; ``corrected`` flags the ones the user corrected
+    (the others were read with high confidence). ``provenance`` is recorded
+    as is in the new model's sidecar (which files, how many corrections).
+    """
+
+    base: str
+    out: str
+    images: np.ndarray
+    labels: np.ndarray
+    corrected: np.ndarray
+    mnist: str | None = None
+    seed: int = 0
+    time_budget: float = (
+        45.0  # seconds of training (loading and the MNIST check come on top)
+    )
+    learning_rate: float = 3e-4
+    batch_size: int = 64
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The fine-tuned model: where, how long, its MNIST test accuracy."""
+
+    model_path: str
+    steps: int
+    wall_time: float
+    test_accuracy: float
+    corrected: int
+    confident: int
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """Fine-tune a model (see FinetuneConfig); returns a FinetuneResult."""
+
+    config: FinetuneConfig
+
+
+@dataclass(frozen=True)
 class Evaluate:
     """Evaluate a saved model on the MNIST test set; returns an Evaluation.
 
@@ -229,6 +273,7 @@ Request = (
     Ping
     | ListDevices
     | Train
+    | Finetune
     | Evaluate
     | Predict
     | GetFirstLayer

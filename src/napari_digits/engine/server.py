@@ -129,6 +129,9 @@ def _train(models, request: p.Train, send, should_stop) -> p.TrainingResult:
 _MODEL_REQUESTS = {
     p.ListDevices: lambda m, *_: m.list_devices(),
     p.Train: _train,
+    p.Finetune: lambda m, r, send, *_: m.finetune(
+        r.config, log=lambda message: send(p.Log(str(message)))
+    ),
     p.Evaluate: lambda m, r, *_: m.evaluate(
         r.model, mnist=r.mnist, limit=r.limit, predictions=r.predictions
     ),

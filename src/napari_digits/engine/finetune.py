@@ -1,0 +1,161 @@
+"""Fine-tune a model on a user's corrected digits, with MNIST replayed.
+
+Imports TensorFlow: runs only in the engine process or a command-line process
+without Qt. The entry point is :func:`finetune` (re-exported by
+:mod:`napari_digits.engine.models`).
+
+Each batch is half the user's digits (the corrected ones drawn
+``CORRECTED_WEIGHT`` times as often as those read with confidence, each
+shifted by up to 2 pixels) and half MNIST training digits, so that what the
+model knew is not forgotten. The run ends after ``time_budget`` seconds (or
+``MAX_STEPS`` batches), the learning rate decaying to zero on the way; then
+the MNIST test accuracy is measured and the model is saved, with its
+provenance in the sidecar ``<out>.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from napari_digits.data import load_mnist
+from napari_digits.engine.checkpoints import (
+    ModelFileError,
+    save_atomic,
+    state_path,
+    write_json_atomic,
+)
+from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
+from napari_digits.engine.training import shift_images, test_accuracy, to_float
+
+#: a corrected digit is drawn this many times as often as a confident one
+CORRECTED_WEIGHT = 4.0
+#: at most this many batches, whatever the time budget
+MAX_STEPS = 600
+
+
+def _check(config: FinetuneConfig) -> None:
+    """Refuse a run that cannot work before loading anything."""
+    n = len(config.images)
+    if n == 0:
+        raise ValueError("no digits to learn from: correct some readings first")
+    if config.images.shape[1:] != (28, 28) or len(config.labels) != n:
+        raise ValueError("expected (N, 28, 28) crops and N labels")
+    if len(config.corrected) != n:
+        raise ValueError("expected one corrected flag per digit")
+    labels = np.asarray(config.labels)
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError("labels are digits 0..9")
+    if not str(config.out).endswith(".keras"):
+        raise ModelFileError(f"the output {config.out} must end in .keras")
+    if not config.time_budget > 0:
+        raise ValueError("the time budget must be a positive number of seconds")
+
+
+def _done(steps: int, start: float, budget: float) -> float:
+    """Fraction of the run done: of the steps or of the time, the larger."""
+    return max(steps / MAX_STEPS, (time.perf_counter() - start) / budget)
+
+
+def _load(base: str) -> keras.Model:
+    try:
+        model = keras.models.load_model(base, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelFileError(f"cannot load the model {base}: {exc}") from exc
+    if tuple(model.output_shape[1:]) != (10,):
+        raise ModelFileError(f"{base} is not a 10-class digit classifier")
+    return model
+
+
+def finetune(
+    config: FinetuneConfig, *, log: Callable[[str], None] = lambda _m: None
+) -> FinetuneResult:
+    """Fine-tune ``config.base`` on the user's digits and save it to ``config.out``.
+
+    Parameters
+    ----------
+    config : FinetuneConfig
+        The base model, the digits and their labels, the output, the budget.
+    log : callable
+        Receives lines of text for the user.
+
+    Returns
+    -------
+    FinetuneResult
+
+    Raises
+    ------
+    ValueError
+        For no digits, bad shapes or labels, a bad budget.
+    ModelFileError
+        When the base model cannot be loaded or the output is not ``.keras``.
+    napari_digits.data.MnistError
+        If MNIST (for the replay) cannot be loaded.
+    """
+    _check(config)
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    mnist = load_mnist(config.mnist)
+    model = _load(config.base)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    user_x, user_y = to_float(np.asarray(config.images, np.uint8)), config.labels
+    weight = np.where(np.asarray(config.corrected, bool), CORRECTED_WEIGHT, 1.0)
+    weight = weight / weight.sum()
+    half = max(1, config.batch_size // 2)
+    eye = np.eye(10, dtype=np.float32)
+    n_corrected = int(np.sum(config.corrected))
+    log(
+        f"fine-tuning {Path(config.base).name} on {len(user_y)} digits "
+        f"({n_corrected} corrected), MNIST replayed, for up to "
+        f"{config.time_budget:.0f} s"
+    )
+    steps, train_start = 0, time.perf_counter()
+    while (done := _done(steps, train_start, config.time_budget)) < 1.0:
+        optimizer.learning_rate = (
+            config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
+        )
+        u = rng.choice(len(user_y), half, p=weight)
+        m = rng.integers(0, len(mnist.y_train), half)
+        x = np.concatenate([user_x[u], to_float(mnist.x_train[m])])
+        y = np.concatenate([eye[user_y[u]], eye[mnist.y_train[m]]])
+        x, _ = shift_images(x, y, 2.0)
+        model.train_on_batch(x, y)
+        steps += 1
+    accuracy = test_accuracy(model, mnist)
+    save_atomic(model, config.out)
+    wall = time.perf_counter() - start
+    write_json_atomic(
+        {
+            "finetuned_from": str(config.base),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "digits": len(user_y),
+            "corrected": n_corrected,
+            "confident": len(user_y) - n_corrected,
+            "steps": steps,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+            "time_budget_s": config.time_budget,
+            "wall_time_s": round(wall, 1),
+            "mnist_test_accuracy": accuracy,
+            "provenance": config.provenance,
+        },
+        state_path(config.out),
+    )
+    log(f"fine-tuned for {steps} batches: MNIST test accuracy {accuracy:.4f}")
+    return FinetuneResult(
+        model_path=str(config.out),
+        steps=steps,
+        wall_time=wall,
+        test_accuracy=accuracy,
+        corrected=n_corrected,
+        confident=len(user_y) - n_corrected,
+    )
