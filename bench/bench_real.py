@@ -17,7 +17,10 @@ model), TensorFlow in this process as in the command line:
 - printed digits: 0-9 rendered from every DejaVu, Liberation and FreeFont
   file that ``fc-list`` knows, 48 px tall, one line a font;
 - MNIST test accuracy of the model (the 10,000 test crops, no page);
-- the shipped sample page (``sample_data/scanned_page.jpg``).
+- the shipped sample page (``sample_data/scanned_page.jpg``);
+- the correction benchmark (:func:`corrections_rows`; skip it with
+  ``BENCH_CORRECTIONS=0``): ORAND ``val`` and MNIST after fine-tuning on the
+  corrected first 300 digits of ORAND ``train``.
 
 The real sets are read from ``REAL_DIR`` (default ``../shared/data/real``
 next to the repository, i.e. ``/work/shared/data/real``); a set that is not
@@ -328,6 +331,86 @@ def sample_row(predict, read=None) -> dict:
     )
 
 
+# --------------------------------------------------------------------------
+# learning from corrections
+# --------------------------------------------------------------------------
+
+CORRECTED_DIGITS = 300
+
+
+def corrections_rows(predict, path: str) -> list[dict]:
+    """The correction benchmark: correct, fine-tune, measure again.
+
+    The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
+    order) are read; every digit read wrongly is corrected from the labels,
+    as a user would in the table (digits that match no labelled digit cannot
+    be corrected to "not a digit" and are left out); the model is fine-tuned
+    on the corrected digits and the confident ones
+    (:func:`napari_digits.corrections.select`), MNIST replayed, in the
+    engine's default budget; ORAND ``val`` and MNIST are measured again.
+    """
+    from napari_digits.corrections import LearningSet, select
+    from napari_digits.engine import models
+    from napari_digits.engine.protocol import FinetuneConfig
+    from napari_digits.io import read_image
+    from napari_digits.results import box_iou, correct, read_page
+
+    root = real_dir() / "orand-car-a"
+    if not (root / "labels.csv").is_file():
+        return [row("after corrections", 0, note=f"missing: {root}")]
+    learning, seen, fixed = LearningSet(), 0, 0
+    keys = ("min_row", "min_col", "max_row", "max_col")
+    for item in orand_items(root, "train"):
+        if seen >= CORRECTED_DIGITS:
+            break
+        truth = item["truth"][: CORRECTED_DIGITS - seen]
+        seen += len(truth)
+        scan, rows, _ = read_page(read_image(item["path"]), predict)
+        tb = np.array([[t[k] for k in keys] for t in truth], float)
+        fb = np.array([[getattr(r, k) for k in keys] for r in rows], float)
+        iou = box_iou(tb, fb.reshape(-1, 4))
+        matched = []
+        for i in range(len(truth)):
+            if iou.shape[1] and iou[i].max() >= 0.3:
+                j = int(iou[i].argmax())
+                matched.append(j)
+                if rows[j].prediction != truth[i]["label"]:
+                    rows = correct(rows, j, truth[i]["label"])
+                    fixed += 1
+        keep = [rows[j] for j in sorted(set(matched))]
+        learning.add(select(scan, keep))
+    images, labels, corrected = learning.arrays()
+    out = REPO / "bench" / "results" / "corrected.keras"
+    out.parent.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    result = models.finetune(
+        FinetuneConfig(
+            base=path,
+            out=str(out),
+            images=images,
+            labels=labels,
+            corrected=corrected,
+            provenance={"benchmark": f"ORAND train, first {CORRECTED_DIGITS} digits"},
+        )
+    )
+    seconds = time.perf_counter() - t
+
+    def tuned(crops):
+        return models.predict(str(out), crops)
+
+    val = orand(tuned, "val")
+    val["set"] += ", after corrections"
+    mnist = mnist_row(tuned)
+    mnist["set"] += ", after corrections"
+    note = (
+        f"{fixed} corrected + {len(labels) - fixed} confident of the first "
+        f"{CORRECTED_DIGITS} train digits; fine-tuned in {seconds:.0f} s "
+        f"({result.steps} batches)"
+    )
+    val["note"] = note
+    return [val, mnist]
+
+
 def model_path() -> str:
     """``BENCH_MODEL`` or the shipped model."""
     from napari_digits.current_model import shipped_model_path
@@ -354,6 +437,8 @@ def run() -> list[dict]:
         mnist_row(predict),
         sample_row(predict),
     ]
+    if os.environ.get("BENCH_CORRECTIONS", "1") != "0":
+        out += corrections_rows(predict, path)
     for r in out:
         r["model"] = Path(path).name
     return out

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: the subcommands; each is the module of that name in this package
-SUBCOMMANDS = ("filter", "train", "evaluate", "filters", "read", "doctor")
+SUBCOMMANDS = ("filter", "train", "evaluate", "filters", "read", "finetune", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

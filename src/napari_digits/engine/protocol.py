@@ -186,8 +186,9 @@ class FinetuneConfig:
     time_budget: float = (
         45.0  # seconds of training (loading and the MNIST check come on top)
     )
-    learning_rate: float = 3e-4
+    learning_rate: float = 0.01  # SGD with momentum 0.9, cosine decay
     batch_size: int = 64
+    replay: float = 0.875  # fraction of each batch drawn from MNIST
     provenance: dict = field(default_factory=dict)
 
 

@@ -1,0 +1,161 @@
+"""``napari-digits finetune``: teach the model the user's corrected digits.
+
+Reads the tables written by ``napari-digits read`` (or exported by the Read
+digits widget) with the user's corrections in their ``corrected`` column,
+reads their pages again to make the crops, and fine-tunes the model on the
+corrected digits and on those read with high confidence, MNIST replayed so
+that nothing is forgotten (see :mod:`napari_digits.corrections` and
+:mod:`napari_digits.engine.finetune`). TensorFlow runs in this process (a
+command line has no Qt, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_digits import corrections, results
+from napari_digits.cli._engine import engine_models
+from napari_digits.current_model import shipped_model_path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``finetune`` subcommand to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the top-level parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    parser = sub.add_parser(
+        "finetune",
+        help="fine-tune the model on the digits corrected in read tables",
+        description="Fine-tune a model on the corrected digits of tables "
+        "written by 'napari-digits read' (and the digits read with high "
+        "confidence), with MNIST replayed; write the new model.",
+    )
+    parser.add_argument("tables", nargs="+", metavar="RESULTS.csv")
+    parser.add_argument("--out", required=True, type=Path, help="the .keras to write")
+    parser.add_argument(
+        "--model", help="the model that read the tables (default: shipped)"
+    )
+    parser.add_argument(
+        "--confident",
+        type=float,
+        default=corrections.CONFIDENT,
+        help="also learn uncorrected digits read with at least this "
+        f"probability (default: {corrections.CONFIDENT})",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=45.0,
+        help="seconds of training (default: 45; loading and checks come on top)",
+    )
+    parser.add_argument("--mnist", help="MNIST directory or mnist.npz (the replay)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto")
+    parser.add_argument("--threshold", choices=("otsu", "local"), default="otsu")
+    parser.add_argument("--digit-height", type=float, help="pixels (default: auto)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _load(table: Path):
+    """Load a page named in ``table``: as written, else beside the table."""
+    from napari_digits.io import iter_pages
+
+    def load(file: Path, page: int) -> np.ndarray:
+        path = file if file.exists() else table.parent / file
+        for k, image in enumerate(iter_pages(path), start=1):
+            if k == page:
+                return image
+        raise OSError(f"{path} has no page {page}")
+
+    return load
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """Return what is wrong with the arguments, or None."""
+    from napari_digits.io import OutputError, check_output
+
+    if args.out.suffix != ".keras":
+        return f"the output {args.out} must end in .keras"
+    if not 0.0 < args.confident <= 1.0:
+        return "--confident is a probability in (0, 1]"
+    if not args.time_budget > 0:
+        return "--time-budget must be a positive number of seconds"
+    try:
+        check_output(args.out, inputs=[*args.tables, args.model or ""], what="model")
+    except OutputError as exc:
+        return str(exc)
+    for table in map(Path, args.tables):
+        if not table.is_file():
+            return f"no table {table}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Gather the corrected digits, fine-tune, save; print a summary line.
+
+    Returns
+    -------
+    int
+        0 on success, 1 on a user error (one ``error:`` line on stderr).
+    """
+    problem = _check(args)
+    if problem:
+        print(f"napari-digits finetune: error: {problem}", file=sys.stderr)
+        return 1
+    model = args.model or str(shipped_model_path())
+    models = engine_models()
+    from napari_digits.engine.protocol import FinetuneConfig
+
+    options = {"ink": args.ink, "method": args.threshold}
+    options["digit_height"] = args.digit_height
+    try:
+        models.predict(model, np.zeros((1, 28, 28), np.uint8))
+        learning = corrections.LearningSet()
+        for table in map(Path, args.tables):
+            rows = results.read_csv(table)
+            learning.add(
+                corrections.from_tables(
+                    rows,
+                    lambda crops: models.predict(model, crops),
+                    _load(table),
+                    confident=args.confident,
+                    **options,
+                )
+            )
+        images, labels, corrected = learning.arrays()
+        config = FinetuneConfig(
+            base=model,
+            out=str(args.out),
+            images=images,
+            labels=labels,
+            corrected=corrected,
+            mnist=args.mnist,
+            seed=args.seed,
+            time_budget=args.time_budget,
+            provenance={"tables": list(args.tables), "files": learning.files},
+        )
+        result = models.finetune(
+            config, log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
+    except (OSError, ValueError) as exc:  # unreadable pages, bad tables, models
+        print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"fine-tuned on {len(labels)} digits ({result.corrected} corrected) in "
+        f"{result.wall_time:.1f} s: MNIST test accuracy "
+        f"{result.test_accuracy:.4f}, saved {result.model_path}"
+    )
+    return 0

@@ -1,0 +1,136 @@
+"""Learning from corrections: the digits a fine-tuning learns from.
+
+Pure Python and numpy (no Qt, no TensorFlow). A user reads pages, corrects
+some readings (the table's ``corrected`` column) and asks the model to learn
+from them: the fine-tuning set is every corrected digit (its correction as the
+label) and every digit read with a probability of at least ``confident`` and
+not corrected (its prediction as the label), each with its 28x28 crop. Marks
+(a value below 0) are left out. The engine does the fine-tuning
+(:func:`napari_digits.engine.finetune.finetune`).
+
+From saved tables (``napari-digits finetune RESULTS.csv...``) the crops are
+made again: each page is read again with the model that made the table, and
+the corrections are carried to the digits found again
+(:func:`napari_digits.results.carry_corrections`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_digits.results import DigitRow, Predict, carry_corrections, read_page
+from napari_digits.scan import Scan
+
+#: uncorrected digits read with at least this probability are learnt too
+CONFIDENT = 0.99
+
+
+@dataclass
+class LearningSet:
+    """Crops, labels and which were corrected, gathered from pages."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    corrected: list[bool] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def add(self, other: LearningSet) -> None:
+        """Append another set's digits to this one."""
+        self.images += other.images
+        self.labels += other.labels
+        self.corrected += other.corrected
+        self.files += [f for f in other.files if f not in self.files]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(images (N, 28, 28) uint8, labels (N,), corrected (N,))``."""
+        images = np.stack(self.images) if self.images else np.zeros((0, 28, 28))
+        return (
+            images.astype(np.uint8),
+            np.array(self.labels, np.int64),
+            np.array(self.corrected, bool),
+        )
+
+    @property
+    def n_corrected(self) -> int:
+        """How many digits were corrected by the user."""
+        return int(sum(self.corrected))
+
+
+def select(
+    scan: Scan, rows: Sequence[DigitRow], *, confident: float = CONFIDENT
+) -> LearningSet:
+    """Pick the digits of one page to learn from.
+
+    Parameters
+    ----------
+    scan : Scan
+        The page's scan (its crops).
+    rows : sequence of DigitRow
+        The page's table, with the user's corrections; a row's ``label`` is
+        its region's label in ``scan``.
+    confident : float
+        Uncorrected digits read with at least this probability are kept.
+
+    Returns
+    -------
+    LearningSet
+    """
+    index = {region.label: k for k, region in enumerate(scan.regions)}
+    out = LearningSet()
+    for row in rows:
+        k = index.get(row.label)
+        if k is None or row.value < 0:
+            continue
+        if row.corrected is None and row.probability < confident:
+            continue
+        out.images.append(scan.crops[k])
+        out.labels.append(int(row.value))
+        out.corrected.append(row.corrected is not None)
+        if row.file not in out.files:
+            out.files.append(row.file)
+    return out
+
+
+def from_tables(
+    rows: Iterable[DigitRow],
+    predict: Predict,
+    load: Callable[[Path, int], np.ndarray],
+    *,
+    confident: float = CONFIDENT,
+    **scan_options: object,
+) -> LearningSet:
+    """Gather the learning set of saved tables by reading their pages again.
+
+    Parameters
+    ----------
+    rows : iterable of DigitRow
+        The tables' rows (several files and pages).
+    predict : callable
+        The model that made the tables (the same reading finds the same
+        digits).
+    load : callable
+        ``load(file, page)`` returns the page's image (page counts from 1);
+        it raises OSError (or ValueError) when the file cannot be read.
+    confident : float
+        See :func:`select`.
+    **scan_options
+        Passed to :func:`napari_digits.results.read_page`.
+
+    Returns
+    -------
+    LearningSet
+    """
+    pages: dict[tuple[str, int], list[DigitRow]] = {}
+    for row in rows:
+        pages.setdefault((row.file, row.page), []).append(row)
+    out = LearningSet()
+    for (file, page), old in pages.items():
+        image = load(Path(file), page)
+        scan, new, _ = read_page(image, predict, file=file, **scan_options)
+        new, _ = carry_corrections(old, new)
+        out.add(select(scan, new, confident=confident))
+    return out
