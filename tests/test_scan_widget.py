@@ -366,3 +366,36 @@ def test_model_with_the_wrong_input_is_a_clear_error(
     errors = [m for kind, m in messages if kind == "show_error"]
     assert errors and "(28, 28, 1)" in errors[0]
     assert page in viewer.layers and widget.status.value == "failed"
+
+
+def test_learn_from_my_corrections_makes_a_new_current_model_and_reads_again(
+    viewer_and_widget, qtbot, tmp_path, monkeypatch, messages
+):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    assert widget.learn_button.enabled
+    assert widget.learn() is None  # nothing corrected yet: a message, no work
+    assert messages[-1] == ("show_info", "correct some digits in the table first")
+
+    out = tmp_path / "learnt.keras"
+    monkeypatch.setattr(widget_module, "learnt_model_path", lambda: out)
+    monkeypatch.setattr(widget_module, "LEARN_BUDGET", 3.0)
+    value = (widget.rows[0].prediction + 1) % 10
+    widget.correct(0, value)
+    try:
+        worker = widget.learn()
+        assert worker is not None and not widget.learn_button.enabled
+        with qtbot.waitSignal(worker.finished, timeout=WAIT):
+            pass
+        qtbot.waitUntil(lambda: current_model.path == out, timeout=5000)
+        qtbot.waitUntil(
+            lambda: widget.worker is not worker and widget.run_button.enabled,
+            timeout=WAIT,
+        )
+        qtbot.waitUntil(lambda: widget.layers_ready, timeout=WAIT)
+        assert out.is_file() and (tmp_path / "learnt.keras.json").is_file()
+        assert widget.rows[0].corrected == value  # the correction is carried over
+        assert any("learnt 1 correction(s)" in m for _, m in messages)
+    finally:
+        current_model.reset()

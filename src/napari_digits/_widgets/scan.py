@@ -18,10 +18,12 @@ in view goes to the GPU.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,11 +43,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from napari_digits import annotations, results
+from napari_digits import annotations, corrections, results
 from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
 from napari_digits.current_model import current_model
+from napari_digits.engine.protocol import FinetuneConfig
 from napari_digits.scan import Scan, ScanError
 
 if TYPE_CHECKING:
@@ -81,6 +84,26 @@ def classify(model: str, crops: np.ndarray) -> np.ndarray:
     from napari_digits.engine.protocol import Predict
 
     return get_engine().call(Predict(model=model, images=crops))
+
+
+#: seconds the engine trains when the user asks it to learn corrections
+LEARN_BUDGET = 45.0
+
+
+def learnt_model_path() -> Path:
+    """Return a new file for a model learnt from corrections (``~/napari-digits``)."""
+    folder = Path.home() / "napari-digits"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return folder / f"corrected-{stamp}.keras"
+
+
+def finetune_job(config: Any) -> Any:
+    """Fine-tune in the engine (worker thread); returns a FinetuneResult."""
+    from napari_digits.engine.client import get_engine
+    from napari_digits.engine.protocol import Finetune
+
+    return get_engine().call(Finetune(config=config))
 
 
 def read_job(
@@ -240,12 +263,14 @@ class ScanWidget(QWidget):
         self.run_button = PushButton(text="Find and classify")
         self.export_button = PushButton(text="Export CSV...")
         self.explain_button = PushButton(text="Explain this digit", enabled=False)
+        self.learn_button = PushButton(text="Learn from my corrections", enabled=False)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.run_button.changed.connect(self.start)
         self.export_button.changed.connect(self._ask_export)
         self.explain_button.changed.connect(self.explain_selected)
+        self.learn_button.changed.connect(self.learn)
         self.review.changed.connect(self._on_review_changed)
         self.controls = Container(
             widgets=[
@@ -259,6 +284,7 @@ class ScanWidget(QWidget):
                 self.split,
                 self.run_button,
                 self.export_button,
+                self.learn_button,
                 self.status,
             ]
         )
@@ -340,6 +366,7 @@ class ScanWidget(QWidget):
         self.explain.clear()
         self.explain_button.enabled = False
         self.model.set_rows(reading.rows)
+        self.learn_button.enabled = bool(reading.rows)
         self._update_status()
         if not reading.rows:
             extra = "; ".join(self._scan_messages())
@@ -589,6 +616,56 @@ class ScanWidget(QWidget):
         )
 
     # -- export ------------------------------------------------------------
+
+    def learn(self, _=None):
+        """Fine-tune the current model on this page's corrections (a worker).
+
+        The corrected digits and those read with high confidence are learnt
+        in the engine (:mod:`napari_digits.engine.finetune`, MNIST replayed,
+        ``LEARN_BUDGET`` seconds); the new model, saved under
+        :func:`learnt_model_path`, becomes current and the page is read again.
+        """
+        if self.reading is None:
+            return None
+        chosen = corrections.select(self.reading.scan, self.rows)
+        if chosen.n_corrected == 0:
+            show_info("correct some digits in the table first")
+            return None
+        images, labels, corrected = chosen.arrays()
+        out = learnt_model_path()
+        config = FinetuneConfig(
+            base=str(current_model.path),
+            out=str(out),
+            images=images,
+            labels=labels,
+            corrected=corrected,
+            time_budget=LEARN_BUDGET,
+            provenance={"files": chosen.files, "from": "Read digits widget"},
+        )
+        self.learn_button.enabled = self.run_button.enabled = False
+        self.status.value = f"learning from {chosen.n_corrected} correction(s)..."
+        worker = create_worker(
+            finetune_job,
+            config,
+            _progress={"desc": "Learn from my corrections"},
+            _start_thread=False,
+            _connect={
+                "returned": self._on_learnt,
+                "errored": self._on_error,
+                "finished": lambda: setattr(self.run_button, "enabled", True),
+            },
+        )
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _on_learnt(self, result: Any) -> None:
+        show_info(
+            f"learnt {result.corrected} correction(s): MNIST test accuracy "
+            f"{result.test_accuracy:.2%}; reading the page again"
+        )
+        current_model.set(result.model_path)
+        self.start()
 
     def _ask_export(self, _=None) -> None:
         path, _filter = QFileDialog.getSaveFileName(
