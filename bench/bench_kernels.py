@@ -5,8 +5,15 @@ float32 image and a 4096x4096 uint8 RGB image. Both sides produce float32
 results of the same values; the scipy side of the RGB rows converts the image to
 float32 first and filters each colour channel (what a user writes by hand).
 Times are medians of REPEATS runs, the two sides interleaved; peak memory
-(tracemalloc: numpy buffers) is measured in a separate, untimed run of the RGB
-rows. BENCH_KERNELS_SIZE and BENCH_KERNELS_REPEATS change the size and repeats.
+(tracemalloc: numpy buffers) is measured in a separate, untimed run of every
+row. BENCH_KERNELS_SIZE and BENCH_KERNELS_REPEATS change the size and repeats.
+
+Then the memory rows: the peak of every path whose memory a parameter scales,
+at its limit (Gaussian sigma, box size, the tiles' zoom, the numpy feature
+maps, the loader on a page over its pixel limit, an RGB stack), and the
+engine's feature maps of the sample page: the engine process's peak resident
+memory (VmHWM) before and after the request, and how fast a 4000x4000 image
+is refused. BENCH_KERNELS_ENGINE=0 leaves the engine out.
 """
 
 from __future__ import annotations
@@ -82,9 +89,8 @@ def _row(label, image, name, rgb) -> dict:
         "target": "<= 2",
         "ok": t_ours / t_scipy <= 2,
     }
-    if rgb:
-        row["peak_MiB_ours"] = _peak_mib(ours)
-        row["peak_MiB_scipy"] = _peak_mib(scipy_direct)
+    row["peak_MiB_ours"] = _peak_mib(ours)
+    row["peak_MiB_scipy"] = _peak_mib(scipy_direct)
     return row
 
 
@@ -95,4 +101,7 @@ def run() -> list[dict]:
     rgb = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     rows = [_row(f"{SIZE}x{SIZE} float32", grey, k, False) for k in SCIPY_GREY]
     rows += [_row(f"{SIZE}x{SIZE}x3 uint8", rgb, k, True) for k in SCIPY_RGB]
-    return rows
+    del grey, rgb
+    from memory_paths import memory_rows
+
+    return rows + memory_rows(engine=os.environ.get("BENCH_KERNELS_ENGINE") != "0")

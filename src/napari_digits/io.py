@@ -538,6 +538,8 @@ def _open_pil(path: Path) -> list[_Lazy]:
 
 
 def _exif_orientation(im: Any) -> int:
+    if im.format not in ("JPEG", "MPO", "WEBP", "TIFF"):
+        return 1  # Pillow decodes a whole PNG to look for its EXIF chunk
     try:
         return int(im.getexif().get(0x0112, 1))
     except Exception:  # a damaged EXIF block: show the pixels as stored

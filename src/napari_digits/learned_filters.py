@@ -211,10 +211,11 @@ def tiled_shape(
 
     size = shape(zoom)
     if size[0] * size[1] > MAX_TILE_PIXELS:
-        best = max(
-            (z for z in range(1, zoom) if np.prod(shape(z)) <= MAX_TILE_PIXELS),
-            default=0,
-        )
+        best, too_big = 0, int(zoom)  # the image grows with the zoom: bisect
+        while too_big - best > 1:
+            mid = (best + too_big) // 2
+            fits = math.prod(shape(mid)) <= MAX_TILE_PIXELS
+            best, too_big = (mid, too_big) if fits else (best, mid)
         raise TooLargeError(
             f"zoom {zoom} makes a {size[0]}x{size[1]} image, more than "
             f"{MAX_TILE_PIXELS:,} pixels; use a zoom of at most {best}"
@@ -778,7 +779,13 @@ def colour_tiles(
     """
     import matplotlib
 
-    scaled = (tiles.image / tiles.limit + 1) / 2
-    rgb = matplotlib.colormaps[colormap](np.clip(scaled, 0, 1))[..., :3]
-    rgb[~tiles.mask] = gap_colour
-    return np.round(rgb * 255).astype(np.uint8)
+    cmap = matplotlib.colormaps[colormap]
+    lut = np.round(cmap(np.arange(cmap.N))[:, :3] * 255).astype(np.uint8)
+    # the index matplotlib itself takes for a float in 0..1, 3 bytes a pixel out
+    scaled = np.clip(
+        (tiles.image / np.float32(tiles.limit) + 1) * (cmap.N / 2), 0, None
+    )
+    index = np.minimum(scaled, cmap.N - 1, out=scaled)
+    rgb = lut[index.astype(np.uint8 if cmap.N <= 256 else np.intp)]
+    rgb[~tiles.mask] = np.round(np.asarray(gap_colour) * 255).astype(np.uint8)
+    return rgb
