@@ -137,13 +137,41 @@ def digit_like(boxes: np.ndarray, areas: np.ndarray, height: float) -> np.ndarra
     return ~(too_big | too_small | blob)
 
 
+def bars(boxes: np.ndarray, member: np.ndarray, height: float) -> np.ndarray:
+    """Which groups are made of flat bars only: ``=``, ``≡``, stacked dashes.
+
+    A group of two pieces or more, every piece under 0.3 digit heights tall
+    and at least twice as wide as tall, is a mark, not a digit (the stacked
+    bars of an ``=`` pass the fragment merge as a broken digit would).
+
+    Parameters
+    ----------
+    boxes : ndarray
+        ``(n, 4)`` boxes of the pieces.
+    member : ndarray
+        ``(n,)`` the group of each piece.
+
+    Returns
+    -------
+    ndarray
+        bool, one per group.
+    """
+    n = int(member.max()) + 1 if member.size else 0
+    h = boxes[:, 2] - boxes[:, 0]
+    w = boxes[:, 3] - boxes[:, 1]
+    flat = (h < 0.3 * height) & (w >= 2 * h)
+    pieces = np.bincount(member, minlength=n)
+    flat_pieces = np.bincount(member, weights=flat, minlength=n)
+    return (pieces >= 2) & (flat_pieces == pieces)
+
+
 def _select(boxes, areas, specks, height):
     """Merge fragments and keep digit-like groups: a label lookup table."""
     idx = np.flatnonzero(~specks)
     roots, member = np.unique(merge_fragments(boxes[idx], height), return_inverse=True)
     gboxes = _group_boxes(boxes[idx], member, len(roots))
     gareas = np.bincount(member, weights=areas[idx], minlength=len(roots))
-    ok = digit_like(gboxes, gareas, height)
+    ok = digit_like(gboxes, gareas, height) & ~bars(boxes[idx], member, height)
     owner = np.where(ok, np.arange(len(roots)), -1)
     owner = attach_orphans(gboxes, gareas, owner, height)
     kept = np.flatnonzero(ok)

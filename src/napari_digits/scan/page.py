@@ -23,6 +23,7 @@ from napari_digits.scan.regions import (
 )
 from napari_digits.scan.touching import (
     CONFIDENT,
+    MIN_PIECE_HEIGHT,
     SURE_SPLIT,
     TOUCHING,
     TRY_SPLIT,
@@ -215,6 +216,9 @@ def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> 
         touching += len(pieces) > 1
         next_label += len(pieces) - 1
         for lab, mask, flag in pieces:
+            if flag and not _digit_piece(mask, height):
+                labels[box[0] : box[2], box[1] : box[3]][mask] = 0
+                continue
             region, crop = _region(lab, mask, box, strength, flag, margin)
             if region is not None:
                 regions.append(region)
@@ -227,6 +231,16 @@ def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> 
     stack = np.stack([crops[k] for k in order]) if crops else _no_crops()
     sorted_regions = tuple(regions[k] for k in order)
     return Scan(sorted_regions, stack, labels, ink, float(height), tuple(messages))
+
+
+def _digit_piece(mask: np.ndarray, height: float) -> bool:
+    """Whether a piece cut from a wider component can be a digit.
+
+    A piece less than ``MIN_PIECE_HEIGHT`` digit heights tall is a stretch of
+    a line, an underline or a dash that touched the digits: not a digit.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    return rows.size > 0 and rows[-1] - rows[0] + 1 >= MIN_PIECE_HEIGHT * height
 
 
 def _empty(shape, ink, messages) -> Scan:
