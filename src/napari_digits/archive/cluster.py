@@ -192,8 +192,14 @@ def load_model(client, model: str) -> int:
     ClusterError
         When a worker cannot use the model (the message says why).
     """
-    client.register_plugin(ModelPlugin(model), name=PLUGIN)
-    errors = client.run(_plugin_error)
+    try:
+        client.register_plugin(ModelPlugin(model), name=PLUGIN)
+        errors = client.run(_plugin_error)
+    except Exception as exc:  # a worker without napari-digits, TensorFlow...
+        raise ClusterError(
+            f"the workers cannot load the model ({type(exc).__name__}: {exc}); "
+            "install napari-digits where they run"
+        ) from None
     for error in errors.values():
         if error:
             raise ClusterError(error)
