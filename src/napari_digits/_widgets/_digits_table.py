@@ -25,6 +25,7 @@ COLUMNS: dict[str, Callable[[DigitRow], object]] = {
     "line": lambda r: r.line,
     "pos.": lambda r: r.position,
     "number": lambda r: r.number,
+    "page": lambda r: r.page,
 }
 HEADERS = list(COLUMNS)
 CORRECTED = HEADERS.index("fix")
@@ -38,6 +39,7 @@ TIPS = {
     "line": "text line, from the top",
     "pos.": "position on the line",
     "number": "which number the digit belongs to",
+    "page": "the page (plane of a stack, page of a multi-page file), from 1",
 }
 
 

@@ -155,6 +155,18 @@ def draw(scan: Scan, rows, probs, review: float, lost: int = 0) -> Reading:
     )
 
 
+def read_planes_job(data: Any, rgb: bool, model: str, options: dict, file: str):
+    """Read every plane of a stack (worker thread): yields progress, returns rows."""
+    from napari_digits.archive.pages import plane_count, read_planes
+
+    total, rows = plane_count(data.shape, rgb=rgb), []
+    planes = read_planes(data, partial(classify, model), file=file, rgb=rgb, **options)
+    for k, plane_rows in enumerate(planes, start=1):
+        rows.extend(plane_rows)
+        yield f"read plane {k} of {total}: {len(rows)} digits so far"
+    return rows
+
+
 def page_of(viewer: napari.viewer.Viewer, layer: Any) -> tuple[np.ndarray, str]:
     """Return the 2D (or RGB) page a layer shows now, and a note about it.
 
@@ -222,6 +234,8 @@ class ScanWidget(QWidget):
         ensure_pool_threads()
         self.viewer = viewer
         self.reading: Reading | None = None
+        self.stack_rows: list[results.DigitRow] = []  # every plane read at once
+        self.stack_layer: Image | None = None
         self.selected: int | None = None
         self.worker = None
         self._steps: deque[Callable[[], Any]] = deque()
@@ -260,6 +274,7 @@ class ScanWidget(QWidget):
             step=0.05,
         )
         self.split = CheckBox(text="split touching digits", value=True)
+        self.every_plane = CheckBox(text="every plane of a stack", value=False)
         self.run_button = PushButton(text="Find and classify")
         self.export_button = PushButton(text="Export CSV...")
         self.explain_button = PushButton(text="Explain this digit", enabled=False)
@@ -282,6 +297,7 @@ class ScanWidget(QWidget):
                 self.number_gap,
                 self.review,
                 self.split,
+                self.every_plane,
                 self.run_button,
                 self.export_button,
                 self.learn_button,
@@ -301,8 +317,8 @@ class ScanWidget(QWidget):
 
     @property
     def rows(self) -> list[results.DigitRow]:
-        """The table of the last page read (with corrections)."""
-        return self.reading.rows if self.reading else []
+        """The table of the last page read, or of every plane (with corrections)."""
+        return self.reading.rows if self.reading else self.stack_rows
 
     # -- running -----------------------------------------------------------
 
@@ -320,6 +336,10 @@ class ScanWidget(QWidget):
     def start(self, _=None):
         """Find and classify the digits of the chosen page in a worker."""
         layer = self.layer.value
+        if self.every_plane.value and isinstance(layer, Image):
+            data = layer.data[0] if layer.multiscale else layer.data
+            if data.ndim > (3 if layer.rgb else 2):
+                return self._start_planes(layer, data)
         try:
             page, note = page_of(self.viewer, layer)
         except ScanError as exc:
@@ -350,6 +370,33 @@ class ScanWidget(QWidget):
         worker.start()
         return worker
 
+    def _start_planes(self, layer: Image, data: Any):
+        """Read every plane of a stack in a worker, a progress step a plane."""
+        from napari_digits.archive.pages import plane_count
+
+        total = plane_count(data.shape, rgb=layer.rgb)
+        self.status.value = f"reading {total} planes..."
+        self.run_button.enabled = False
+        worker = create_worker(
+            read_planes_job,
+            data,
+            layer.rgb,
+            str(current_model.path),
+            self.options(),
+            file_name(layer),
+            _progress={"total": total, "desc": "Read digits: every plane"},
+            _start_thread=False,
+            _connect={
+                "yielded": lambda step: setattr(self.status, "value", step),
+                "returned": lambda rows: self._show_planes(layer, rows, total),
+                "errored": self._on_error,
+                "finished": lambda: setattr(self.run_button, "enabled", True),
+            },
+        )
+        self.worker = worker
+        worker.start()
+        return worker
+
     def _on_error(self, exc: Exception) -> None:
         self.status.value = "failed"
         show_error(f"Read digits failed: {exc}")
@@ -362,6 +409,7 @@ class ScanWidget(QWidget):
                 f"{reading.lost} earlier correction(s) matched no digit any more"
             )
         self.reading, self.selected = reading, None
+        self.stack_rows, self.stack_layer = [], None
         self._by_label = {r.label: k for k, r in enumerate(reading.scan.regions)}
         self.explain.clear()
         self.explain_button.enabled = False
@@ -372,6 +420,33 @@ class ScanWidget(QWidget):
             extra = "; ".join(self._scan_messages())
             show_warning("no digits found" + (f" ({extra})" if extra else ""))
         self._put_layers(source, reading)
+
+    def _show_planes(self, layer: Image, rows: list, total: int) -> None:
+        """Show the rows of every plane; the page layers are of one page only."""
+        self.reading, self.selected = None, None
+        self.stack_rows, self.stack_layer = rows, layer
+        self.explain.clear()
+        self.explain_button.enabled = False
+        self.model.set_rows(rows)
+        for name in MINE:
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        self._update_status()
+        self.status.value += (
+            f" on {total} planes (a row's page is its plane; boxes are drawn "
+            "when one plane is read)"
+        )
+
+    def _go_to_page(self, page: int) -> None:
+        """Show the plane a stack row comes from."""
+        layer = self.stack_layer
+        if layer is None or layer not in self.viewer.layers:
+            return
+        data = layer.data[0] if layer.multiscale else layer.data
+        lead = data.shape[: layer.ndim - 2]  # a layer's ndim leaves colour out
+        first = self.viewer.dims.ndim - layer.ndim
+        for axis, step in enumerate(np.unravel_index(page - 1, lead)):
+            self.viewer.dims.set_current_step(first + axis, int(step))
 
     def _scan_messages(self) -> list[str]:
         messages = self.reading.scan.messages if self.reading else []
@@ -551,6 +626,10 @@ class ScanWidget(QWidget):
 
     def show_digit(self, index: int) -> None:
         """Show digit ``index``'s crop and probabilities; highlight its box."""
+        if self.reading is None:  # every plane read: show the row's plane
+            if 0 <= index < len(self.stack_rows):
+                self._go_to_page(self.stack_rows[index].page)
+            return
         self.selected = index
         row = self.rows[index]
         k = self._by_label[row.label]
@@ -569,6 +648,10 @@ class ScanWidget(QWidget):
 
     def correct(self, index: int, value: int | None) -> None:
         """Correct digit ``index`` (reading order, from 0) to ``value``."""
+        if self.reading is None:  # every plane read: the table only
+            self.stack_rows = results.correct(self.stack_rows, index, value)
+            self.model.update_rows(self.stack_rows)
+            return
         self.reading.rows[:] = results.correct(self.rows, index, value)
         self.model.update_rows(self.rows)
         self._rewrite(index)

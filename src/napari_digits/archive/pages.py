@@ -13,7 +13,7 @@ the output whatever the order in which jobs finish.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,3 +231,56 @@ def annotate(image: np.ndarray, rows: Sequence[results.DigitRow], review: float)
             (r.min_col, r.min_row - size - 2), label, fill=(200, 0, 160), font=font
         )
     return base
+
+
+def plane_count(shape: Sequence[int], *, rgb: bool = False) -> int:
+    """Return how many pages a stack of this shape holds (1 for a page)."""
+    lead = shape[: len(shape) - (3 if rgb else 2)]
+    return int(np.prod(lead)) if len(lead) else 1
+
+
+def read_planes(
+    data,
+    predict: results.Predict,
+    *,
+    file: str = "",
+    rgb: bool = False,
+    number_gap: float = 0.6,
+    **scan_options: object,
+) -> Iterator[list[results.DigitRow]]:
+    """Yield the rows of every plane of a stack, one plane at a time.
+
+    Parameters
+    ----------
+    data : array-like
+        ``(..., H, W)`` or ``(..., H, W, C)`` with ``rgb``; a lazy (dask)
+        stack is loaded one plane at a time.
+    predict : callable
+        ``(N, 28, 28)`` uint8 crops to ``(N, 10)`` probabilities.
+    file : str
+        Written in every row's ``file`` column.
+    rgb : bool
+        The last axis is colour.
+    number_gap : float
+        See :func:`napari_digits.results.reading_order`.
+    **scan_options
+        Passed to :func:`napari_digits.scan.find_digits`.
+
+    Yields
+    ------
+    list of DigitRow
+        A plane's rows; ``page`` is the plane's number, from 1, in C order
+        of the leading axes.
+    """
+    lead = tuple(data.shape[: data.ndim - (3 if rgb else 2)])
+    for page, index in enumerate(np.ndindex(*lead), start=1):
+        plane = np.asarray(data[index])
+        _, rows, _ = results.read_page(
+            plane,
+            predict,
+            file=file,
+            page=page,
+            number_gap=number_gap,
+            **scan_options,
+        )
+        yield rows
