@@ -303,3 +303,12 @@ def test_closest_classics_equals_one_by_one_matching():
         assert lf.correlation(weights, -classic if match.negated else classic) == (
             pytest.approx(match.r)
         )
+
+
+def test_to_grey_replaces_nan_and_inf_instead_of_spreading_them():
+    image = np.linspace(0, 10, 24).reshape(4, 6)
+    image[0, 0], image[1, 1] = np.nan, np.inf
+    grey = lf.to_grey(image, rgb=False)
+    assert np.isfinite(grey).all() and grey.min() >= 0 and grey.max() <= 1
+    with pytest.raises(ValueError, match="finite"):
+        lf.to_grey(np.full((3, 3), np.nan), rgb=False)

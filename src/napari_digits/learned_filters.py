@@ -453,8 +453,10 @@ def to_grey(image: np.ndarray, *, rgb: bool) -> np.ndarray:
     """Return a 2D float image in 0..1 for a 1-channel network.
 
     Integers are divided by their type's maximum; floats already within 0..1
-    are kept, other floats are rescaled from their min..max; RGB(A) is turned
-    into luminance with :func:`skimage.color.rgb2gray` (alpha dropped).
+    are kept, other floats are rescaled from their min..max; NaN and inf are
+    replaced by the median of the other values (so that they do not turn every
+    map NaN); RGB(A) is turned into luminance with
+    :func:`skimage.color.rgb2gray` (alpha dropped).
 
     Parameters
     ----------
@@ -480,10 +482,15 @@ def to_grey(image: np.ndarray, *, rgb: bool) -> np.ndarray:
         x = rgb2gray(x[..., :3])
     if x.ndim != 2:
         raise ValueError(f"expected a 2D image, got shape {x.shape}: pick one plane")
-    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    bad = ~np.isfinite(x)
+    if bad.all():
+        raise ValueError("no pixel of the image is a finite number (all NaN or inf)")
+    if bad.any():
+        x = np.where(bad, np.median(x[~bad]), x)
+    lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
-        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    return x.astype(np.float32)
+        x = (x / 2 - lo / 2) / (hi / 2 - lo / 2) if hi > lo else np.zeros_like(x)
+    return np.clip(x, 0, 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------
