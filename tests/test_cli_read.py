@@ -167,3 +167,21 @@ def test_a_kill_keeps_the_previous_table_and_resume_reads_only_the_rest(
         "reference.csv",
         "scans",
     ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--workers", "0", "--workers is 1.."),
+        ("--workers", "100000", "--workers is 1.."),
+        ("--review", "2", "--review is a probability"),
+        ("--digit-height", "-5", "--digit-height is"),
+    ],
+)
+def test_bad_values_are_refused_before_work(tmp_path, option, value, message):
+    done = napari_digits(
+        "read", str(SAMPLE), "--out", str(tmp_path / "r.csv"), option, value
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {message}") and done.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())

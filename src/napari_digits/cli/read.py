@@ -14,6 +14,7 @@ Dask workers (:mod:`napari_digits.archive.cluster`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -139,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
     """Check every value and output before any work starts; plan the jobs."""
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers is a number of processes >= 1, not {args.workers}")
+    most = 2 * (os.cpu_count() or 1)
+    if args.workers is not None and not 1 <= args.workers <= most:
+        raise UsageError(
+            f"--workers is 1..{most} on this machine ({most // 2} cores; each "
+            f"worker is a process with TensorFlow, about 1.1 GB), not {args.workers}; "
+            "use --scheduler for more"
+        )
     if not 0 <= args.review <= 1:
         raise UsageError(f"--review is a probability in 0..1, not {args.review}")
     if args.digit_height is not None and not 4 <= args.digit_height <= 4096:
