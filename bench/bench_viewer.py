@@ -17,6 +17,13 @@ Usage::
 
     .venv/bin/python bench/run.py viewer                      # every scenario
     BENCH_VIEWER=idle,kernels_4096 .venv/bin/python bench/run.py viewer
+    BENCH_VIEWER_BEFORE=../old-checkout/src .venv/bin/python bench/run.py viewer
+
+With ``BENCH_VIEWER_BEFORE`` naming another checkout's ``src``, each scenario
+runs twice in turn, with that code ("before") and with this one ("after"),
+so that both see the same machine load. ``gui_cpu_s`` is the CPU time the
+GUI thread itself used during the measure: unlike the gaps, it hardly
+depends on what else runs on the machine.
 
 (needs MNIST for the training scenario: MNIST_DIR).
 """
@@ -88,6 +95,7 @@ class Probe:
         self.timer.timeout.connect(self._tick)
         self._gui = threading.get_ident()
         self._watching = False
+        self._cpu = 0.0
 
     def _tick(self) -> None:
         self.ticks.append(time.perf_counter())
@@ -111,6 +119,7 @@ class Probe:
         """Start ticking (and watching) from now on."""
         self.ticks.clear()
         self.stalls.clear()
+        self._cpu = time.thread_time()
         self.timer.start()
         self._watching = True
         threading.Thread(target=self._watch, daemon=True).start()
@@ -119,6 +128,7 @@ class Probe:
         """Stop ticking."""
         self.timer.stop()
         self._watching = False
+        self._cpu = time.thread_time() - self._cpu
 
     def wait(self, done, limit: float = LIMIT_S) -> bool:
         """Run the event loop (ticking) until ``done()`` or ``limit`` seconds."""
@@ -158,6 +168,7 @@ class Probe:
             "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1),
             "gaps_over_50ms": int((gaps > TARGET_MS).sum()),
             "target_ms": TARGET_MS,
+            "gui_cpu_s": round(self._cpu, 2),
             "load_avg_1min": round(os.getloadavg()[0], 2),
             **extra,
             "stall_at": where[0][0] if where else "",
@@ -266,8 +277,8 @@ def scenario_training_follow(viewer, probe: Probe) -> dict:
     config = p.TrainConfig(
         out=str(out / "model.keras"),
         epochs=2,
-        train_limit=12000,
-        test_limit=2000,
+        train_limit=6000,
+        test_limit=1000,
         mnist=mnist_dir(),
     )
     settle(probe)
@@ -279,15 +290,19 @@ def scenario_training_follow(viewer, probe: Probe) -> dict:
     probe.stop()
     shutil.rmtree(out, ignore_errors=True)
     return probe.row(
-        "training (12k images, 2 epochs), Learned filters following",
+        "training (6k images, 2 epochs), Learned filters following",
         max_handler_ms=round(max(handlers, default=0.0), 1),
     )
 
 
-def _preview_scenario(viewer, probe: Probe, data, name: str, steps) -> None:
-    """Live-preview kernels on ``data``; each step changes one thing."""
+def _preview_scenario(viewer, probe: Probe, data, name: str, steps) -> list:
+    """Live-preview kernels on ``data``; each step changes one thing.
+
+    Returns the durations (ms) of the handler that shows each preview.
+    """
     viewer.add_image(data, name=name)
     widget = dock(viewer, "Kernels")
+    handlers = _timed(widget, "_show_preview")
     widget.layer.value = viewer.layers[name]
     settle(probe)
     probe.start()
@@ -299,6 +314,7 @@ def _preview_scenario(viewer, probe: Probe, data, name: str, steps) -> None:
         probe.wait(lambda: _preview_idle(widget))
     probe.sleep(1.0)
     probe.stop()
+    return handlers
 
 
 def _preview_idle(widget) -> bool:
@@ -324,8 +340,11 @@ def scenario_kernels_4096(viewer, probe: Probe) -> dict:
     """Live preview of four kernels on a 4096x4096 float32 image."""
     data = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
     steps = [_kernel(k) for k in ("sharpen", "gaussian", "laplacian8", "sobel")]
-    _preview_scenario(viewer, probe, data, "big", steps)
-    return probe.row("Kernels live preview, 4096x4096 float32, 4 kernels")
+    shown = _preview_scenario(viewer, probe, data, "big", steps)
+    return probe.row(
+        "Kernels live preview, 4096x4096 float32, 4 kernels",
+        max_handler_ms=round(max(shown, default=0.0), 1),
+    )
 
 
 def scenario_kernels_stack(viewer, probe: Probe) -> dict:
@@ -333,8 +352,11 @@ def scenario_kernels_stack(viewer, probe: Probe) -> dict:
     rng = np.random.default_rng(0)
     data = rng.integers(0, 255, (30, 2048, 2048), dtype=np.uint8)
     steps = [_plane(i) for i in (5, 10, 20, 29)] + [_kernel("sharpen")]
-    _preview_scenario(viewer, probe, data, "stack", steps)
-    return probe.row("Kernels live preview, 30x2048x2048 uint8, plane moves")
+    shown = _preview_scenario(viewer, probe, data, "stack", steps)
+    return probe.row(
+        "Kernels live preview, 30x2048x2048 uint8, plane moves",
+        max_handler_ms=round(max(shown, default=0.0), 1),
+    )
 
 
 def scenario_feature_maps(viewer, probe: Probe) -> dict:
@@ -417,16 +439,27 @@ def run() -> list[dict]:
     crashes the viewer (a segfault) is reported as its own row instead of
     ending the benchmark.
     """
+    before = os.environ.get("BENCH_VIEWER_BEFORE")
+    codes = {"before": before, "after": str(REPO / "src")} if before else {"": None}
     rows = []
     with display():
         for name in selected():
-            rows.append(_run_child(name))
+            for code, src in codes.items():
+                row = _run_child(name, src)
+                rows.append({"code": code, **row} if code else row)
     return rows
 
 
-def _run_child(name: str) -> dict:
+def _run_child(name: str, src: str | None = None) -> dict:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
     child = subprocess.run(
-        [sys.executable, __file__, name], capture_output=True, text=True, check=False
+        [sys.executable, __file__, name],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     for line in child.stdout.splitlines():
         if line.startswith(MARK):
