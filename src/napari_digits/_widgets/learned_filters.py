@@ -195,10 +195,8 @@ class LearnedFiltersWidget(QWidget):
         TensorFlow takes seconds to load; the dock says "starting engine..."
         meanwhile instead of making the first button press wait for it.
         """
-        from napari_digits.engine.client import get_engine
-
-        if get_engine().alive:
-            return
+        # no get_engine() here: its first call starts multiprocessing's
+        # resource tracker (a process), in the worker rather than the GUI
         self.status.value = "starting engine..."
         self._run(start_engine, self._on_ready, "starting engine")
 

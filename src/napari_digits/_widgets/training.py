@@ -294,10 +294,10 @@ class TrainingWidget(Container):
     # -- devices ----------------------------------------------------------
 
     def _list_devices(self) -> None:
-        engine = get_engine(ENGINE_ROLE)
+        # get_engine in the worker too: its first call starts multiprocessing's
+        # resource tracker (a process), which must not block the GUI thread
         create_worker(
-            engine.call,
-            p.ListDevices(),
+            lambda: get_engine(ENGINE_ROLE).call(p.ListDevices()),
             _connect={"returned": self._set_devices, "errored": self._on_device_error},
         )
 
