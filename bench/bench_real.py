@@ -118,10 +118,12 @@ def orand(predict: Callable, split: str = "val", read=None) -> dict:
         return row(f"ORAND-CAR-A {split}", 0, note=f"missing: {root}")
     items = orand_items(root, split)
     t = time.perf_counter()
-    truth = found = correct = extra = predicted = exact = 0
+    truth = found = correct = extra = predicted = exact = marks = 0
     for item in items:
         image = read_image(item["path"])
-        rows = [r for r in read(image, predict) if r.value >= 0]
+        rows = read(image, predict)
+        marks += sum(r.value < 0 for r in rows)
+        rows = [r for r in rows if r.value >= 0]
         s = score(rows, item["truth"])
         truth += s.truth
         found += s.found
@@ -137,14 +139,15 @@ def orand(predict: Callable, split: str = "val", read=None) -> dict:
         extra / max(predicted, 1),
         exact / len(items),
         time.perf_counter() - t,
-        f"{len(items)} amounts, {predicted} digits predicted",
+        f"{len(items)} amounts, {predicted} digits and {marks} marks read",
     )
 
 
 def _read_page(image, predict):
+    """Read as ``napari-digits read --marks`` does (marks are rows of -1)."""
     from napari_digits.results import read_page
 
-    return read_page(image, predict)[1]
+    return read_page(image, predict, marks=True)[1]
 
 
 # --------------------------------------------------------------------------

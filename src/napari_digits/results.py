@@ -13,6 +13,11 @@ Reading order
 Numbers
     On a line, a digit starts a new number when the gap to the previous
     digit is wider than ``number_gap`` digit heights (0.6 by default).
+Marks
+    A mark that is not a digit (a point, comma, dash or ``=`` among the
+    digits, found when the scan is asked for ``marks``) has a row of its own
+    with ``prediction`` -1 (probability 1, runner-up -1 at 0): it shows where
+    the punctuation is and is left out of the numbers' digits.
 """
 
 from __future__ import annotations
@@ -230,6 +235,8 @@ def build_table(
 
 
 def _row(file, region, order, pred, prob, runner, runner_p) -> DigitRow:
+    if region.mark:
+        pred, prob, runner, runner_p = -1, 1.0, -1, 0.0
     r0, c0, r1, c1 = region.bbox
     return DigitRow(
         file=file,
@@ -342,7 +349,8 @@ def numbers(rows: Iterable[DigitRow]) -> dict[int, str]:
     """Return the numbers read on a page: number id -> its digits as text."""
     out: dict[int, str] = {}
     for row in sorted(rows, key=lambda r: (r.line, r.position)):
-        out[row.number] = out.get(row.number, "") + str(row.value)
+        if row.value >= 0:  # marks (-1) punctuate, they are not digits
+            out[row.number] = out.get(row.number, "") + str(row.value)
     return out
 
 

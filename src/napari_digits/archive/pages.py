@@ -44,6 +44,7 @@ class ReadOptions:
     method: str = "otsu"
     digit_height: float | None = None
     review: float = results.REVIEW_THRESHOLD
+    marks: bool = False
 
     def scan_options(self) -> dict[str, object]:
         """Return the keyword arguments of ``find_digits``."""
@@ -51,6 +52,7 @@ class ReadOptions:
             "ink": self.ink,
             "method": self.method,
             "digit_height": self.digit_height,
+            "marks": self.marks,
         }
 
 

@@ -80,6 +80,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--digit-height", type=float, help="pixels (default: auto)")
     parser.add_argument(
+        "--marks",
+        action="store_true",
+        help="also list the points, commas, dashes and '=' among the digits "
+        "(prediction -1; never part of a number's digits)",
+    )
+    parser.add_argument(
         "--review",
         type=float,
         default=results.REVIEW_THRESHOLD,
@@ -175,7 +181,9 @@ def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
 
 
 def _options(args: argparse.Namespace) -> ReadOptions:
-    return ReadOptions(args.ink, args.threshold, args.digit_height, args.review)
+    return ReadOptions(
+        args.ink, args.threshold, args.digit_height, args.review, args.marks
+    )
 
 
 def _settings(args: argparse.Namespace, model: str) -> dict[str, object]:
@@ -185,6 +193,7 @@ def _settings(args: argparse.Namespace, model: str) -> dict[str, object]:
         "ink": args.ink,
         "threshold": args.threshold,
         "digit_height": args.digit_height,
+        "marks": args.marks,
     }
 
 

@@ -165,23 +165,72 @@ def bars(boxes: np.ndarray, member: np.ndarray, height: float) -> np.ndarray:
     return (pieces >= 2) & (flat_pieces == pieces)
 
 
-def _select(boxes, areas, specks, height):
-    """Merge fragments and keep digit-like groups: a label lookup table."""
+def _select(boxes, areas, specks, height, marks=False):
+    """Merge fragments and keep digit-like groups: a label lookup table.
+
+    Returns the lookup table, the kept groups' boxes (digits first, then the
+    marks when ``marks``) and how many are digits.
+    """
     idx = np.flatnonzero(~specks)
     roots, member = np.unique(merge_fragments(boxes[idx], height), return_inverse=True)
     gboxes = _group_boxes(boxes[idx], member, len(roots))
     gareas = np.bincount(member, weights=areas[idx], minlength=len(roots))
-    ok = digit_like(gboxes, gareas, height) & ~bars(boxes[idx], member, height)
+    flat = bars(boxes[idx], member, height)
+    ok = digit_like(gboxes, gareas, height) & ~flat
     owner = np.where(ok, np.arange(len(roots)), -1)
     owner = attach_orphans(gboxes, gareas, owner, height)
     kept = np.flatnonzero(ok)
+    if marks:
+        mark = find_marks(gboxes, gareas, owner, flat, height)
+        owner[mark] = mark
+        kept = np.concatenate([kept, mark])
     new_id = np.zeros(len(roots), np.int32)
     new_id[kept] = np.arange(1, len(kept) + 1)
     lut = np.zeros(len(boxes) + 1, np.int32)
     has = owner[member] >= 0
     lut[idx[has] + 1] = new_id[owner[member[has]]]
     final = _group_boxes(boxes[idx[has]], new_id[owner[member[has]]] - 1, len(kept))
-    return lut, list(final)
+    return lut, list(final), int(ok.sum())
+
+
+def find_marks(
+    boxes: np.ndarray,
+    areas: np.ndarray,
+    owner: np.ndarray,
+    flat: np.ndarray,
+    height: float,
+) -> np.ndarray:
+    """Find the marks that punctuate numbers: points, commas, dashes, ``=``.
+
+    A mark is a group that is not a digit and joined no digit, has ink (at
+    least 2% of a digit height squared), is shorter than 0.45 digit heights
+    (or made of flat bars, see :func:`bars`), at most 1.5 digit heights
+    wide, and sits on a line of digits: its rows overlap a digit's (widened
+    by 0.3 digit heights) and it is at most one digit height from it.
+
+    Returns
+    -------
+    ndarray
+        The indices of the mark groups.
+    """
+    digits = boxes[owner == np.arange(len(owner))]
+    h = boxes[:, 2] - boxes[:, 0]
+    w = boxes[:, 3] - boxes[:, 1]
+    shape = ((h < 0.45 * height) | flat) & (w <= 1.5 * height)
+    candidates = np.flatnonzero(
+        (owner < 0) & shape & (areas >= 0.02 * height**2) & (h > 0)
+    )
+    if not digits.size or not candidates.size or len(boxes) > 20_000:
+        return candidates[:0]
+    reach = 0.3 * height
+    out = []
+    for g in candidates:
+        b = boxes[g]
+        rows = (b[0] < digits[:, 2] + reach) & (b[2] > digits[:, 0] - reach)
+        gap = np.maximum(digits[:, 1] - b[3], b[1] - digits[:, 3])
+        if (rows & (gap <= height)).any():
+            out.append(g)
+    return np.array(out, np.int64)
 
 
 def _group_boxes(boxes: np.ndarray, member: np.ndarray, n: int) -> np.ndarray:

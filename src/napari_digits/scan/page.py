@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from napari_digits.scan.components import (
@@ -48,6 +50,7 @@ def find_digits(
     background_size: int | None = None,
     split_touching: bool = True,
     classify: Classify | None = None,
+    marks: bool = False,
     progress: Progress | None = None,
 ) -> Scan:
     """Find the digits on a page and make their MNIST-style crops.
@@ -115,15 +118,16 @@ def find_digits(
     say("cleaning up components")
     min_area = min_area if min_area is not None else max(6, int(0.01 * height**2))
     specks = areas < min_area
-    lut, kept = _select(boxes, areas, specks, height)
+    lut, kept, n_digits = _select(boxes, areas, specks, height, marks)
     say("normalising crops")
     labels = lut[labels]  # one label per kept (merged) component
     margin = max(1, round(height / BOX))  # about one MNIST pixel
     plans: dict[int, list[tuple[int, int]]] = {}
     if classify is not None and split_touching:
         say("cutting touching digits")
-        plans = plan_cuts(labels, kept, strength, height, margin, classify)
-    split = split_touching, plans
+        digits = kept[:n_digits]
+        plans = plan_cuts(labels, digits, strength, height, margin, classify)
+    split = split_touching, plans, n_digits
     return _assemble(labels, strength, kept, height, margin, split, ink, messages)
 
 
@@ -205,12 +209,25 @@ def _doubtful(labels, boxes, strength, height, margin, classify) -> list:
 
 def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> Scan:
     """Split touching digits, crop; regions sorted top-left first."""
-    split, plans = split
+    split, plans, n_digits = split
     regions: list[DigitRegion] = []
     crops: list[np.ndarray] = []
     touching, next_label = 0, len(boxes) + 1
     for i, b in enumerate(boxes, start=1):
         box = tuple(int(v) for v in b)
+        if i > n_digits:  # a mark: never cut, never classified as a digit
+            region, crop = _region(
+                i,
+                labels[box[0] : box[2], box[1] : box[3]] == i,
+                box,
+                strength,
+                False,
+                margin,
+            )
+            if region is not None:
+                regions.append(dataclasses.replace(region, mark=True))
+                crops.append(crop)
+            continue
         limit = height if split else np.inf
         pieces = _pieces(labels, i, box, limit, next_label, plans.get(i))
         touching += len(pieces) > 1

@@ -29,7 +29,8 @@ class DigitRegion:
     ``bbox`` is ``(min_row, min_col, max_row, max_col)`` in page pixels, the
     max exclusive (scikit-image's convention); ``centroid`` is the centre of
     mass of its ink; ``label`` its value in :attr:`Scan.labels`; ``touching``
-    is True when it was cut out of a wider component.
+    is True when it was cut out of a wider component; ``mark`` is True for a
+    mark that is not a digit (a point, comma, dash or ``=`` among digits).
     """
 
     label: int
@@ -37,6 +38,7 @@ class DigitRegion:
     centroid: tuple[float, float]
     area: int
     touching: bool = False
+    mark: bool = False
 
     @property
     def height(self) -> int:
