@@ -377,6 +377,75 @@ def scenario_feature_maps(viewer, probe: Probe) -> dict:
     return probe.row("feature maps: MNIST digit, then the 512x512 portrait")
 
 
+#: the Read digits pages: (rows, cols), digit height, tiles of a made page
+PAGES = {"a4": ((3508, 2480), 64, 1), "8000": ((2000, 2000), 48, 4)}
+
+
+def _page(key: str) -> np.ndarray:
+    """A synthetic scanned page (cached: drawing one takes a while).
+
+    ``a4``: A4 at 300 dpi, about 500 digits; ``8000``: 8000x8000, about 7,000
+    digits (a 2000x2000 page tiled 4x4).
+    """
+    shape, height, tiles = PAGES[key]
+    cache = Path(tempfile.gettempdir(), "napari-digits-bench", f"page-{key}.npy")
+    if cache.exists():
+        return np.load(cache)
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import make_page
+
+    mnist = load_mnist()
+    page = make_page(
+        mnist.x_test, mnist.y_test, shape=shape, digit_height=height, seed=1
+    ).image
+    page = np.tile(page, (tiles, tiles, 1))
+    cache.parent.mkdir(exist_ok=True)
+    np.save(cache, page)
+    return page
+
+
+def _read_scenario(viewer, probe: Probe, key: str) -> dict:
+    """Read a page with the Read digits dock, the engine warm."""
+    from napari_digits.current_model import current_model
+    from napari_digits.engine.client import get_engine
+    from napari_digits.engine.protocol import Predict
+
+    page = viewer.add_image(_page(key), name=f"page {key}", rgb=True)
+    widget = dock(viewer, "Read digits")
+    engine = get_engine()
+    engine.call(Predict(model=str(current_model.path), images=np.zeros((1, 28, 28))))
+    settle(probe, 2.0)
+    widget.layer.value = page
+    probe.start()
+    start = time.perf_counter()
+    worker = widget.start()
+    probe.wait(
+        lambda: (
+            not worker.is_running
+            and widget.run_button.enabled
+            and getattr(widget, "layers_ready", True)
+        )
+    )
+    wait_s = time.perf_counter() - start
+    probe.sleep(3.0)  # the results drawn while the camera zooms
+    probe.stop()
+    shape = "x".join(str(n) for n in page.data.shape[:2])
+    return probe.row(
+        f"Read digits: {shape} page, {len(widget.rows)} digits",
+        wait_s=round(wait_s, 1),
+    )
+
+
+def scenario_read_a4(viewer, probe: Probe) -> dict:
+    """Find and classify the digits of an A4 page at 300 dpi (about 500)."""
+    return _read_scenario(viewer, probe, "a4")
+
+
+def scenario_read_8000(viewer, probe: Probe) -> dict:
+    """Find and classify the digits of an 8000x8000 page (about 7,000)."""
+    return _read_scenario(viewer, probe, "8000")
+
+
 def _timed(owner, name: str) -> list[float]:
     """Time every call of ``owner.name`` (ms) into the returned list."""
     method, times = getattr(owner, name), []

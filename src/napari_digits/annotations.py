@@ -142,7 +142,9 @@ def write_reading(image: np.ndarray, row: DigitRow, code: int, scale: float) -> 
     cell = glyph_cell()
     top = max(bottom - cell[0], 0)
     image[top:bottom, left : left + cell[1]] = 0  # an earlier reading of this digit
-    mask = glyphs()[str(row.value)]
+    mask = glyphs().get(str(row.value))
+    if mask is None:  # a mark (prediction -1), not a digit: no reading
+        return
     top = max(bottom - mask.shape[0], 0)
     target = image[top : top + mask.shape[0], left : left + mask.shape[1]]
     target[mask[: target.shape[0], : target.shape[1]]] = code

@@ -2,26 +2,17 @@
 
 Finding digits is :func:`napari_digits.scan.find_digits`, the table is
 :mod:`napari_digits.results`, what is drawn over the page is
-:mod:`napari_digits.annotations`, classifying is a ``Predict`` request to the
-engine process. One background job finds, classifies and builds every array
-the layers need; the GUI thread only hands them to layers, updated in place:
-
-- ``digits: labels``: one label a digit (hover shows its reading),
-- ``digits: boxes``: a Vectors layer, four segments a box, coloured by status,
-- ``digits: readings``: each digit's reading written above its box.
-
-No Shapes layer and no text layer: on Mesa llvmpipe removing one and drawing
-another crashes the viewer (README, Known issues), and both cost seconds for
-thousands of digits. Page-sized layers are multiscale, so that only the part
-in view goes to the GPU.
+:mod:`napari_digits.annotations` (its layers: ``_reading_layers``),
+classifying is a ``Predict`` request to the engine process. One background
+job finds, classifies and builds every array the layers need; the GUI thread
+only hands them to layers, updated in place. A table model, a crop and
+"explain this digit" panel, corrections, learning from them and a CSV export
+complete it.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,46 +27,33 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image, Labels, Vectors
+from napari.layers import Image
 from napari.qt.threading import create_worker
-from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_digits import annotations, corrections, results
 from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
+from napari_digits._widgets._reading_layers import (
+    BOXES_LAYER,
+    LABELS_LAYER,
+    MINE,
+    READINGS_LAYER,
+    Reading,
+    ReadingLayers,
+    draw,
+)
 from napari_digits.current_model import current_model
 from napari_digits.engine.protocol import FinetuneConfig
-from napari_digits.scan import Scan, ScanError
+from napari_digits.scan import ScanError
 
 if TYPE_CHECKING:
     import napari
 
-LABELS_LAYER = "digits: labels"
-BOXES_LAYER = "digits: boxes"
-READINGS_LAYER = "digits: readings"
-MINE = (LABELS_LAYER, BOXES_LAYER, READINGS_LAYER)
-
-
-@dataclass
-class Reading:
-    """A read page, with every array its layers need (built in the worker).
-
-    ``rows``, ``codes`` and ``readings`` change in place with corrections.
-    """
-
-    scan: Scan
-    rows: list[results.DigitRow]
-    probabilities: np.ndarray
-    codes: np.ndarray
-    segments: np.ndarray
-    labels: list[np.ndarray]
-    readings: np.ndarray
-    readings_scale: float
-    lost: int
+__all__ = ["BOXES_LAYER", "LABELS_LAYER", "READINGS_LAYER", "ScanWidget"]
 
 
 def classify(model: str, crops: np.ndarray) -> np.ndarray:
@@ -134,27 +112,6 @@ def read_job(
     return draw(scan, rows, probs, review, lost)
 
 
-def draw(scan: Scan, rows, probs, review: float, lost: int = 0) -> Reading:
-    """Build the arrays of the result layers (worker thread)."""
-    codes = annotations.status(rows, review)
-    scale = annotations.readings_scale(scan.digit_height or 28)
-    shape = scan.labels.shape
-    labels = scan.labels
-    if len(rows) < np.iinfo(np.uint16).max:
-        labels = labels.astype(np.uint16)  # drawn as is; int32 is hashed per draw
-    return Reading(
-        scan=scan,
-        rows=rows,
-        probabilities=probs,
-        codes=codes,
-        segments=annotations.box_segments(rows),
-        labels=annotations.pyramid(labels),
-        readings=annotations.readings_image(rows, codes, shape, scale),
-        readings_scale=scale,
-        lost=lost,
-    )
-
-
 def read_planes_job(data: Any, rgb: bool, model: str, options: dict, file: str):
     """Read every plane of a stack (worker thread): yields progress, returns rows."""
     from napari_digits.archive.pages import plane_count, read_planes
@@ -196,28 +153,10 @@ def file_name(layer: Image) -> str:
     return str(path) if path else layer.name
 
 
-def labels_features(rows: list[results.DigitRow]) -> dict[str, np.ndarray]:
-    """Return what hovering a digit shows: number, reading, probability."""
-    return {
-        "index": np.array([r.label for r in rows], int),
-        "digit": np.array([r.digit for r in rows], int),
-        "read": np.array([r.value for r in rows], int),
-        "p": np.array([r.probability for r in rows], float),
-        "2nd": np.array([r.runner_up for r in rows], int),
-        "corrected": np.array([r.corrected is not None for r in rows], bool),
-    }
-
-
 def _camera(viewer: napari.viewer.Viewer) -> Any:
     """Return the viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None else viewer.camera
-
-
-def status_colormap() -> DirectLabelColormap:
-    """Colours of the readings image's status codes (0 transparent)."""
-    colours = {None: "transparent", 0: "transparent", **annotations.STATUS_COLOURS}
-    return DirectLabelColormap(color_dict=colours)
 
 
 class ScanWidget(QWidget):
@@ -238,7 +177,7 @@ class ScanWidget(QWidget):
         self.stack_layer: Image | None = None
         self.selected: int | None = None
         self.worker = None
-        self._steps: deque[Callable[[], Any]] = deque()
+        self.layers = ReadingLayers(viewer, self._on_click)
         self._build_controls()
         self.model = DigitsModel(self._on_fix_typed)
         self.table = digits_table(self.model)
@@ -419,7 +358,7 @@ class ScanWidget(QWidget):
         if not reading.rows:
             extra = "; ".join(self._scan_messages())
             show_warning("no digits found" + (f" ({extra})" if extra else ""))
-        self._put_layers(source, reading)
+        self.layers.put(source, reading)
 
     def _show_planes(self, layer: Image, rows: list, total: int) -> None:
         """Show the rows of every plane; the page layers are of one page only."""
@@ -465,94 +404,14 @@ class ScanWidget(QWidget):
             f"{flagged} to review" + (f"; {extra}" if extra else "")
         )
 
-    def _put_layers(self, source: Image, reading: Reading) -> None:
-        """Update the three layers, one per turn of the event loop."""
-        self._steps.clear()
-        if not reading.rows:
-            for name in MINE:
-                if name in self.viewer.layers:
-                    self.viewer.layers.remove(name)
-            return
-        where = {"scale": source.scale[-2:], "translate": source.translate[-2:]}
-        unit = np.asarray(source.scale[-2:])
-        step = reading.readings_scale * unit
-        over = {"scale": step, "translate": where["translate"] + (step - unit) / 2}
-        width = max(1.0, reading.scan.digit_height / 12)
-        self._steps.extend(
-            [
-                lambda: self._put_labels(reading, where),
-                lambda: self._put(
-                    READINGS_LAYER,
-                    Labels,
-                    annotations.pyramid(reading.readings),
-                    over,
-                    colormap=status_colormap(),
-                ),
-                lambda: self._put(
-                    BOXES_LAYER,
-                    Vectors,
-                    reading.segments,
-                    where,
-                    edge_width=width,
-                    vector_style="line",
-                    edge_color=annotations.segment_colours(reading.codes),
-                ),
-                self._finish_layers,
-            ]
-        )
-        self._next_step()
-
-    def _next_step(self) -> None:
-        if self._steps:
-            self._steps.popleft()()
-            QTimer.singleShot(0, self._next_step)
-
-    def _put_labels(self, reading: Reading, where: dict) -> None:
-        labels = self._put(LABELS_LAYER, Labels, reading.labels, where)
-        labels.opacity = 0.4 if labels.opacity == 1 else labels.opacity
-        labels.features = labels_features(reading.rows)
-
-    def _finish_layers(self) -> None:
-        self._refresh_boxes()
-        for layer in (self.viewer.layers[n] for n in MINE if n in self.viewer.layers):
-            if self._on_click not in layer.mouse_drag_callbacks:
-                layer.mouse_drag_callbacks.append(self._on_click)
-        if LABELS_LAYER in self.viewer.layers:
-            self.viewer.layers.selection.active = self.viewer.layers[LABELS_LAYER]
-
     @property
     def layers_ready(self) -> bool:
         """True when the last page's layers are all in place."""
-        return not self._steps
-
-    def _put(self, name: str, kind: type, data: Any, where: dict, **kwargs: Any):
-        """Update layer ``name`` in place, or add it where it is missing.
-
-        ``data`` is an array, or a list of levels (multiscale if more than one).
-        """
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        if isinstance(data, list):
-            kwargs["multiscale"] = len(data) > 1
-            data = data if len(data) > 1 else data[0]
-        multiscale = bool(kwargs.get("multiscale", False))
-        same = isinstance(layer, kind) and layer.multiscale == multiscale
-        if same and multiscale:  # napari cannot change the number of levels
-            same = len(layer.data) == len(data)
-        if same:
-            layer.data = data
-            for key, value in where.items():
-                if not np.allclose(getattr(layer, key), value):
-                    setattr(layer, key, value)
-            return layer
-        if layer is not None:  # Labels and Vectors layers: removed safely
-            self.viewer.layers.remove(layer)
-        return self.viewer.add_layer(kind(data, name=name, **where, **kwargs))
+        return self.layers.ready
 
     def _refresh_boxes(self) -> None:
-        if BOXES_LAYER not in self.viewer.layers or not self.rows:
-            return
-        colours = annotations.segment_colours(self.reading.codes, self.selected)
-        self.viewer.layers[BOXES_LAYER].edge_color = colours
+        if self.reading:
+            self.layers.colour_boxes(self.reading.codes, self.selected)
 
     def _on_review_changed(self, _=None) -> None:
         if not self.reading:
@@ -566,19 +425,8 @@ class ScanWidget(QWidget):
         changed = np.flatnonzero(codes != self.reading.codes)
         self.reading.codes[:] = codes
         for k in changed:
-            self._rewrite(int(k))
+            self.layers.rewrite(self.reading, int(k))
         self._refresh_boxes()
-
-    def _rewrite(self, index: int) -> None:
-        reading = self.reading
-        annotations.write_reading(
-            reading.readings,
-            reading.rows[index],
-            int(reading.codes[index]),
-            reading.readings_scale,
-        )
-        if READINGS_LAYER in self.viewer.layers:
-            self.viewer.layers[READINGS_LAYER].refresh()
 
     # -- selection and corrections -----------------------------------------
 
@@ -654,11 +502,10 @@ class ScanWidget(QWidget):
             return
         self.reading.rows[:] = results.correct(self.rows, index, value)
         self.model.update_rows(self.rows)
-        self._rewrite(index)
+        self.layers.rewrite(self.reading, index)
         self._recode()
         self._update_status()
-        if LABELS_LAYER in self.viewer.layers:
-            self.viewer.layers[LABELS_LAYER].features = labels_features(self.rows)
+        self.layers.update_features(self.rows)
 
     # -- explain this digit ------------------------------------------------
 
