@@ -84,6 +84,18 @@ def finetune_job(config: Any) -> Any:
     return get_engine().call(Finetune(config=config))
 
 
+def first_layer_maps(model: str, crop: np.ndarray) -> np.ndarray:
+    """Ask the engine for a crop's first-layer feature maps ``(H, W, F)``.
+
+    Worker thread; ``crop`` is a 28x28 uint8 MNIST-style crop.
+    """
+    from napari_digits.engine.client import get_engine
+    from napari_digits.engine.protocol import FeatureMaps
+
+    image = np.asarray(crop, np.float32) / 255
+    return get_engine().call(FeatureMaps(model=model, image=image, depth=1))[0]
+
+
 def read_job(
     image: np.ndarray,
     model: str,
@@ -514,20 +526,16 @@ class ScanWidget(QWidget):
         if self.selected is None:
             show_warning("select a digit in the table first")
             return None
-        from napari_digits._widgets.learned_filters import feature_maps
-
         index = self.selected
         k = self._by_label[self.rows[index].label]
-        crop = self.reading.scan.crops[k].astype(np.float32) / 255
         path = current_model.path
         worker = create_worker(
-            feature_maps,
+            first_layer_maps,
             str(path),
-            crop,
-            1,
+            self.reading.scan.crops[k],
             _start_thread=False,
             _connect={
-                "returned": lambda out: self._on_maps(index, path, out[1][0]),
+                "returned": lambda maps: self._on_maps(index, path, maps),
                 "errored": lambda exc: show_error(f"Explain this digit: {exc}"),
             },
         )
