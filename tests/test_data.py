@@ -79,13 +79,43 @@ def test_keras_cache_is_used_without_download(tmp_path, monkeypatch):
     _assert_same(load_mnist(), arrays)
 
 
+def test_missing_mnist_never_downloads_and_says_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    fetched = []
+    monkeypatch.setattr(
+        data.urllib.request, "urlopen", lambda *a, **k: fetched.append(a)
+    )
+    with pytest.raises(MnistError) as info:
+        load_mnist()
+    message = str(info.value)
+    assert str(tmp_path / "datasets" / "mnist.npz") in message  # where it looked
+    assert "--download" in message and "Download MNIST" in message  # how to get it
+    assert fetched == [] and not (tmp_path / "datasets").exists()
+
+
 def test_offline_download_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(data, "MNIST_URL", "http://127.0.0.1:9/mnist.npz")
     with pytest.raises(MnistError, match=r"could not be downloaded.*MNIST_DIR"):
-        load_mnist()
+        load_mnist(download=True)
     assert list((tmp_path / "datasets").iterdir()) == []  # no partial file left
+
+
+def test_download_when_asked_fills_the_keras_cache(tmp_path, monkeypatch):
+    served = tmp_path / "served.npz"
+    np.savez(served, **_tiny_set())
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(data, "MNIST_URL", served.as_uri())
+    monkeypatch.setattr(
+        data, "MNIST_SHA256", hashlib.sha256(served.read_bytes()).hexdigest()
+    )
+    _assert_same(load_mnist(download=True), _tiny_set())
+    cache = tmp_path / "keras" / "datasets"
+    assert [p.name for p in cache.iterdir()] == ["mnist.npz"]  # no temporary left
+    _assert_same(load_mnist(), _tiny_set())  # found there now, no download
 
 
 def test_download_checks_the_hash(tmp_path):
@@ -117,6 +147,23 @@ def test_cut_gzip_stream_is_an_error(tmp_path):
     path.write_bytes(gzip.compress(_idx_bytes(np.arange(10, dtype=np.uint8)))[:-12])
     with pytest.raises(MnistError, match=r"train-labels-idx1-ubyte.gz"):
         read_idx(path, data.LABELS_MAGIC)
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped", "not_gzip"])
+def test_damaged_gzip_is_one_message_naming_the_file(tmp_path, damage):
+    directory = _write_idx_dir(tmp_path, _tiny_set(), gz=True)
+    path = directory / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    if damage == "cut":
+        raw = raw[: len(raw) // 2]
+    elif damage == "flipped":  # a corrupt deflate block: zlib.error, not OSError
+        raw[12:40] = bytes(28 * [0xFF])
+    else:
+        raw = bytearray(b"plain text, not gzip" * 10)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(MnistError, match=r"train-images-idx3-ubyte\.gz") as info:
+        load_mnist(directory)
+    assert "\n" not in str(info.value)
 
 
 def test_wrong_magic_names_the_file(tmp_path):

@@ -50,7 +50,7 @@ def test_list_devices_runs_tensorflow_in_the_engine_only(engine):
 
 
 def test_an_exception_in_the_engine_is_an_engine_error(engine):
-    pid = engine.pid
+    pid = engine.call(p.Ping())
     with pytest.raises(EngineError, match="does not know the request 'str'") as info:
         engine.call("not a request")
     assert info.value.error_type == "TypeError"
@@ -170,3 +170,35 @@ def test_the_engine_never_reruns_an_unguarded_main_script(tmp_path, how):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("main script ran") == 1
     assert "pid " in out.stdout
+
+
+class _Unreadable:
+    """Pickles fine here; unpickling it in the engine raises ZeroDivisionError."""
+
+    def __reduce__(self):
+        import operator
+
+        return operator.truediv, (1, 0)
+
+
+def test_a_request_the_engine_cannot_read_is_an_error_and_it_survives(fresh_engine):
+    pid = fresh_engine.call(p.Ping())
+    with pytest.raises(EngineError, match="ZeroDivisionError") as info:
+        fresh_engine.call(_Unreadable())
+    assert info.value.error_type == "UnreadableRequest"
+    assert fresh_engine.call(p.Ping()) == pid
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda conn: conn.send_bytes(b"\x80\x05 raw garbage, not a pickle"),
+        lambda conn: conn.send("a message that is no (id, request) pair"),
+        lambda conn: conn.send((7, b"not a pickle either")),
+    ],
+)
+def test_garbage_on_the_pipe_leaves_the_engine_serving(fresh_engine, send):
+    pid = fresh_engine.call(p.Ping())
+    send(fresh_engine._conn)  # as a stray writer on the pipe would
+    assert fresh_engine.call(p.Ping(), timeout=60) == pid
+    assert fresh_engine.alive

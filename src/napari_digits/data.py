@@ -1,4 +1,4 @@
-"""MNIST from local files, the Keras cache, or a download.
+"""MNIST from local files, the Keras cache, or a download the user asked for.
 
 Pure core: numpy and the standard library only (no TensorFlow, no Qt).
 
@@ -9,7 +9,9 @@ The data set is looked for, in order, at
 2. the directory named by the environment variable ``MNIST_DIR``;
 3. the Keras cache, ``$KERAS_HOME/datasets/mnist.npz`` (``~/.keras`` by
    default);
-4. a download of Keras's ``mnist.npz`` into that cache.
+4. only when the caller passes ``download=True`` (the user asked: the
+   ``--download`` flag, the Training widget's *Download MNIST* button), a
+   download of Keras's ``mnist.npz`` into that cache. Never otherwise.
 
 Every file is validated (magic number, counts, image size, labels 0..9); a
 wrong or truncated file is a :class:`MnistError` that names it.
@@ -20,15 +22,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from napari_digits.io import atomic_path
 
 #: where Keras downloads MNIST from, and the SHA-256 of that file
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -49,6 +53,11 @@ IDX_FILES = {
 HELP = (
     "Pass the directory of the four MNIST IDX files (or a Keras mnist.npz) "
     "with --mnist, or set MNIST_DIR."
+)
+#: how to get MNIST when it is nowhere: the only ways a download happens
+DOWNLOAD_HELP = (
+    "To download it (11 MB), add --download to the command, or press "
+    "'Download MNIST' in the Training widget."
 )
 
 
@@ -91,14 +100,20 @@ class Mnist:
         )
 
 
-def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
-    """Load MNIST from ``path``, ``MNIST_DIR``, the Keras cache or a download.
+def load_mnist(
+    path: str | os.PathLike | None = None, *, download: bool = False
+) -> Mnist:
+    """Load MNIST from ``path``, ``MNIST_DIR`` or the Keras cache.
 
     Parameters
     ----------
     path : str or path-like, optional
         A directory with the four IDX files (``train-images-idx3-ubyte[.gz]``
         ...), a Keras ``mnist.npz`` file, or a directory holding one.
+    download : bool
+        Download Keras's ``mnist.npz`` into the Keras cache when neither
+        ``path`` nor ``MNIST_DIR`` is given and the cache has none. Only pass
+        True when the user asked for it.
 
     Returns
     -------
@@ -108,7 +123,8 @@ def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
     Raises
     ------
     MnistError
-        If the files are missing, wrong or truncated, or the download fails.
+        If the files are missing (the message says where it looked and how
+        to download), wrong or truncated, or the download fails.
 
     Examples
     --------
@@ -121,7 +137,12 @@ def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
     if path is None:
         path = keras_cache_path()
         if not path.exists():
-            download(path, MNIST_URL)
+            if not download:
+                raise MnistError(
+                    f"MNIST not found: MNIST_DIR is not set and the Keras cache "
+                    f"{path} does not exist. {HELP} {DOWNLOAD_HELP}"
+                )
+            download_mnist(path)
     resolved = _resolve(Path(path).expanduser())
     return _load_cached(str(resolved), resolved.stat().st_mtime_ns)
 
@@ -136,6 +157,28 @@ def keras_cache_path() -> Path:
     """
     home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
     return Path(home) / "datasets" / "mnist.npz"
+
+
+def download_mnist(dest: str | os.PathLike | None = None) -> Path:
+    """Download Keras's ``mnist.npz`` (``MNIST_URL``) into the Keras cache.
+
+    Parameters
+    ----------
+    dest : str or path-like, optional
+        The file to write; default :func:`keras_cache_path`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    MnistError
+        If the download fails (offline) or the file's SHA-256 is wrong.
+    """
+    dest = keras_cache_path() if dest is None else dest
+    return download(dest, MNIST_URL, MNIST_SHA256)
 
 
 def download(
@@ -163,23 +206,18 @@ def download(
         If the download fails (offline) or the file's SHA-256 is wrong.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".mnist-", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as r:
-            while chunk := r.read(1 << 20):
-                out.write(chunk)
-        if sha256 is not None and _sha256(tmp) != sha256:
-            raise MnistError(f"the file downloaded from {url} is corrupt. {HELP}")
-        os.replace(tmp, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as r:
+                while chunk := r.read(1 << 20):
+                    out.write(chunk)
+            if sha256 is not None and _sha256(tmp) != sha256:
+                raise MnistError(f"the file downloaded from {url} is corrupt. {HELP}")
     except (urllib.error.URLError, OSError) as exc:
         raise MnistError(
-            f"MNIST is not on this machine and could not be downloaded from {url} "
-            f"({exc}). {HELP}"
+            f"MNIST could not be downloaded from {url} to {dest} ({exc}). {HELP}"
         ) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 
@@ -209,8 +247,11 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise MnistError(f"cannot read {path}: {exc}. Download it again.") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # a cut or damaged gzip
+        raise MnistError(
+            f"cannot read {path}: {exc or type(exc).__name__}. It is damaged: "
+            "download it again."
+        ) from exc
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
@@ -281,7 +322,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {key: np.asarray(f[key]) for key in IDX_FILES}
     except KeyError as exc:
         raise MnistError(f"{path} is not a Keras mnist.npz: no {exc}. {HELP}") from exc
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise MnistError(
             f"{path} is not a readable mnist.npz ({exc}). Delete it and try again."
         ) from exc

@@ -227,6 +227,7 @@ class TrainingWidget(Container):
         self._load = PushButton(text="Load model…")
         self._evaluate = PushButton(text="Evaluate: confusion matrix and mistakes")
         self._teach = CheckBox(text="Evaluate after training", value=True)
+        self._download = PushButton(text="Download MNIST")
         self._status = Label(value="Idle")
         buttons = Container(
             widgets=[self._start, self._stop, self._resume, self._load],
@@ -243,6 +244,7 @@ class TrainingWidget(Container):
                 self._device,
                 self._mixed,
                 self._mnist,
+                self._download,
                 self._out,
                 buttons,
                 self._evaluate,
@@ -272,6 +274,7 @@ class TrainingWidget(Container):
         self._resume.clicked.connect(self.resume)
         self._load.clicked.connect(self._ask_model)
         self._evaluate.clicked.connect(lambda *_: self.evaluate())
+        self._download.clicked.connect(self.download_mnist)
         for button in (self._start, self._stop, self._resume, self._load):
             button.native.setAutoDefault(True)  # Enter presses a focused button
         self.native.destroyed.connect(self._on_destroyed)
@@ -328,20 +331,31 @@ class TrainingWidget(Container):
         """Return the TrainConfig the form describes.
 
         Values left at the architecture's defaults are sent as None, so that
-        the engine uses its recipe's own schedule.
+        the engine uses its recipe's own schedule. A resumed run sends only
+        its epochs: the engine takes the recipe from the checkpoint.
+
+        Raises
+        ------
+        napari_digits.engine.protocol.ConfigError
+            If a value is out of range (the output not a .keras file...).
         """
         recipe = RECIPES[self._architecture.value]
         mnist = str(self._mnist.value)
+        form = {
+            "architecture": self._architecture.value,
+            "batch_size": _unless(self._batch.value, recipe.batch_size),
+            "learning_rate": _unless(self._lr.value, recipe.learning_rate),
+            "mixed_precision": bool(self._mixed.value),
+        }
         return p.TrainConfig(
             out=str(Path(self._out.value).expanduser()),
-            architecture=self._architecture.value,
-            epochs=_unless(self._epochs.value, recipe.epochs),
-            batch_size=_unless(self._batch.value, recipe.batch_size),
-            learning_rate=_unless(self._lr.value, recipe.learning_rate),
+            epochs=self._epochs.value
+            if resume
+            else _unless(self._epochs.value, recipe.epochs),
             device=self._device.value,
-            mixed_precision=bool(self._mixed.value),
             mnist=mnist if mnist not in ("", ".") else None,
             resume=resume,
+            **({} if resume else form),
         )
 
     # -- running ----------------------------------------------------------
@@ -355,11 +369,16 @@ class TrainingWidget(Container):
         """Start a training (the form's configuration unless one is given)."""
         if self.running:
             return
-        if isinstance(config, p.TrainConfig):
-            self._show_config(config)  # the form says what runs
-        else:
-            config = self.config()
-        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if isinstance(config, p.TrainConfig):
+                self._show_config(config)  # the form says what runs
+            else:
+                config = self.config()
+            Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        except (ValueError, OSError) as exc:  # ConfigError, an unwritable folder
+            self._status.value = f"Error: {exc}"
+            show_error(str(exc))
+            return
         self._resuming = config.resume
         self._limit = config.test_limit  # evaluate on the same test images
         if config.resume:
@@ -389,7 +408,8 @@ class TrainingWidget(Container):
         self.curves.trim(after=done)
 
     def _show_config(self, config: p.TrainConfig) -> None:
-        self._architecture.value = config.architecture  # fills its recipe
+        if config.architecture is not None:
+            self._architecture.value = config.architecture  # fills its recipe
         for widget, value in (
             (self._epochs, config.epochs),
             (self._batch, config.batch_size),
@@ -402,7 +422,39 @@ class TrainingWidget(Container):
 
     def resume(self) -> None:
         """Continue the training saved at the output path from its checkpoint."""
-        self.start(self.config(resume=True))
+        try:
+            config = self.config(resume=True)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        self.start(config)
+
+    def download_mnist(self) -> None:
+        """Download MNIST into the Keras cache (the user asked), then use it."""
+        from napari_digits.data import download_mnist
+
+        self._download.enabled = False
+        self._status.value = "Downloading MNIST (11 MB)…"
+        create_worker(
+            download_mnist,
+            _connect={
+                "returned": self._on_downloaded,
+                "errored": self._on_download_error,
+            },
+        )
+
+    def _on_downloaded(self, path: Path) -> None:
+        self._download.enabled = True
+        if not self._closed:
+            self._mnist.value = Path(path).parent
+            self._status.value = f"MNIST downloaded to {path}"
+            show_info(f"MNIST downloaded to {path}")
+
+    def _on_download_error(self, exc: Exception) -> None:
+        self._download.enabled = True
+        if not self._closed:
+            self._status.value = f"Error: {exc}"
+            show_error(str(exc))
 
     def stop(self) -> None:
         """Ask the training to stop after its current batch (weights kept)."""

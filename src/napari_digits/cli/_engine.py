@@ -1,29 +1,19 @@
-"""Import the TensorFlow engine for a command without TensorFlow's start-up noise.
+"""Import the TensorFlow engine for a command, and report its errors in one line.
 
-TensorFlow's C++ libraries print a few lines to file descriptor 2 while they
-load (before any log level applies); a command line should print only its own
-messages and errors.
+TensorFlow's start-up noise is silenced where the engine imports it
+(:mod:`napari_digits.engine._tf`); a command line also drops TensorFlow's
+C++ warnings (``TF_CPP_MIN_LOG_LEVEL=3``): errors come as exceptions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
+import sys
 from types import ModuleType
 
+from napari_digits.engine.quiet import quiet_fd2 as _quiet_fd2
 
-@contextlib.contextmanager
-def _quiet_fd2() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the duration of the block."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+__all__ = ["_quiet_fd2", "engine_models", "error"]
 
 
 def engine_models() -> ModuleType:
@@ -34,7 +24,31 @@ def engine_models() -> ModuleType:
     module
         The engine's models module (TensorFlow is now imported).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors come as exceptions
-    with _quiet_fd2():
-        from napari_digits.engine import models
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from napari_digits.engine import models
+
     return models
+
+
+def error(command: str, exc: BaseException | str) -> int:
+    """Print ``napari-digits COMMAND: error: MESSAGE`` on stderr; return 1.
+
+    Parameters
+    ----------
+    command : str
+        The subcommand (``"train"``).
+    exc : exception or str
+        What went wrong; an exception that is not a user error (a bug) is
+        named by its type, so that it can be reported, still in one line.
+
+    Returns
+    -------
+    int
+        1, the exit status of a user error.
+    """
+    if isinstance(exc, ValueError | OSError) or isinstance(exc, str):
+        message = str(exc)
+    else:
+        message = f"unexpected {type(exc).__name__}: {exc} (please report this)"
+    print(f"napari-digits {command}: error: {message}", file=sys.stderr)
+    return 1

@@ -6,11 +6,10 @@ TensorFlow runs in this process (a command line has no Qt, see DESIGN.md).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
-from napari_digits.cli._engine import engine_models
+from napari_digits.cli._engine import engine_models, error
 from napari_digits.current_model import shipped_model_path
 
 
@@ -35,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("model", nargs="?", help="a .keras file (default: shipped)")
     parser.add_argument("--mnist", help="MNIST directory or mnist.npz")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download MNIST (11 MB) into the Keras cache if it is nowhere",
+    )
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
     return parser
@@ -76,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 1 on a user error (message on stderr).
     """
     path = args.model or str(shipped_model_path())
-    models = engine_models()
-
+    if args.limit is not None and args.limit < 1:
+        return error("evaluate", f"--limit must be at least 1, not {args.limit}")
     try:
-        result = models.evaluate(path, args.mnist, args.limit)
-    except ValueError as exc:  # ModelFileError, MnistError
-        print(f"napari-digits evaluate: error: {exc}", file=sys.stderr)
-        return 1
+        models = engine_models()
+        result = models.evaluate(path, args.mnist, args.limit, download=args.download)
+    except Exception as exc:  # ModelFileError, MnistError, OSError...
+        return error("evaluate", exc)
     print(f"model: {path}")
     print(f"{result.count} test images")
     print(format_confusion(result.confusion))

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from napari_digits.cli._engine import engine_models
-from napari_digits.engine.protocol import TrainConfig, TrainingProgress
+from napari_digits.cli._engine import engine_models, error
+from napari_digits.engine.protocol import ConfigError, TrainConfig, TrainingProgress
+from napari_digits.io import OutputError, check_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,14 +30,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "train",
         help="train a CNN on MNIST",
         description="Train the default or the tutorial network on MNIST and save "
-        "it as a .keras file (checkpointed after every epoch).",
+        "it as a .keras file (checkpointed after every epoch). --resume "
+        "continues --out with the architecture and recipe of its checkpoint.",
     )
-    parser.add_argument("--model", choices=("default", "tutorial"), default="default")
+    parser.add_argument(
+        "--model", choices=("default", "tutorial"), help="default: default"
+    )
     parser.add_argument("--out", required=True, help="the .keras file to write")
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--mnist", help="MNIST directory or mnist.npz")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download MNIST (11 MB) into the Keras cache if it is nowhere",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, gpu or GPU:N")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="default: 0")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--mixed-precision", action="store_true", help="GPU only")
@@ -96,7 +105,33 @@ def run(args: argparse.Namespace) -> int:
     int
         0 on success, 1 on a user error (message on stderr).
     """
-    config = TrainConfig(
+    try:
+        config = _config(args)
+        check_output(config.out, what="--out")
+    except (ConfigError, OutputError) as exc:
+        return error("train", exc)  # before TensorFlow loads
+    bar = _Bar()
+    try:
+        models = engine_models()
+        result = models.train(
+            config, on_progress=bar, should_stop=lambda: False, log=bar.write
+        )
+    except Exception as exc:  # MnistError, DeviceError, ModelFileError, OSError...
+        bar.close()
+        return error("train", exc)
+    bar.close()
+    accuracy = result.test_accuracy
+    print(
+        f"trained {result.architecture} for {result.epochs_done} epoch(s) in "
+        f"{result.wall_time:.1f} s: test accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, saved {result.model_path}"
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """Return the TrainConfig the arguments describe (checked)."""
+    return TrainConfig(
         out=args.out,
         architecture=args.model,
         epochs=args.epochs,
@@ -111,23 +146,5 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         time_budget=args.time_budget,
         augment=args.augment,
+        download=args.download,
     )
-    models = engine_models()
-
-    bar = _Bar()
-    try:
-        result = models.train(
-            config, on_progress=bar, should_stop=lambda: False, log=bar.write
-        )
-    except ValueError as exc:  # MnistError, DeviceError, ModelFileError...
-        bar.close()
-        print(f"napari-digits train: error: {exc}", file=sys.stderr)
-        return 1
-    bar.close()
-    accuracy = result.test_accuracy
-    print(
-        f"trained {args.model} for {result.epochs_done} epoch(s) in "
-        f"{result.wall_time:.1f} s: test accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, saved {result.model_path}"
-    )
-    return 0

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import keras
-from keras import layers
-
+from napari_digits.engine._tf import keras
 from napari_digits.engine.protocol import ARCHITECTURES
+
+layers = keras.layers
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ class Engine:
             self._finish_abandoned(conn, timeout)
             request_id = next(self._ids)
             try:
-                conn.send((request_id, request))
+                conn.send((request_id, p.pack(request)))
             except (BrokenPipeError, OSError) as exc:
                 self._forget()
                 raise EngineDied(self._death_message(request)) from exc
@@ -209,7 +209,7 @@ class Engine:
     def _ask_to_exit(self, process, grace: float) -> None:
         """Send Shutdown and wait up to ``grace`` seconds (the lock is held)."""
         try:
-            self._conn.send((0, p.Shutdown()))
+            self._conn.send((0, p.pack(p.Shutdown())))
         except (BrokenPipeError, OSError):
             return
         process.join(grace)

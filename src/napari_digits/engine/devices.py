@@ -9,7 +9,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-import tensorflow as tf
+from napari_digits.engine._tf import tf
 
 
 class DeviceError(ValueError):

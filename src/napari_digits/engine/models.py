@@ -13,14 +13,11 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras
 import numpy as np
-import tensorflow as tf
 
-from napari_digits.data import load_mnist
-from napari_digits.engine.checkpoints import ModelFileError
+from napari_digits.data import MnistError, load_mnist
+from napari_digits.engine._tf import keras, tf
+from napari_digits.engine.checkpoints import ModelFileError, nonfinite_weights
 from napari_digits.engine.devices import DeviceError, device_scope
 from napari_digits.engine.finetune import finetune
 from napari_digits.engine.protocol import (
@@ -50,7 +47,7 @@ PREDICT_BATCH = 2048
 
 
 def load_model(model_path: str | os.PathLike) -> keras.Model:
-    """Load a ``.keras`` model (cached by path and modification time).
+    """Load a ``.keras`` model (cached by path, modification time and size).
 
     Parameters
     ----------
@@ -65,14 +62,17 @@ def load_model(model_path: str | os.PathLike) -> keras.Model:
     Raises
     ------
     ModelFileError
-        If the file is missing, is not a ``.keras`` file or is corrupt.
+        If the file is missing, is not a Keras model (another kind of file,
+        a damaged one), or has NaN or infinite weights (a diverged training):
+        such a model is never used.
     """
     path = Path(model_path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"model file {path} does not exist.")
-    if path.suffix != ".keras":
+    if not path.is_file() or path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelFileError(
-            f"{path} is not a Keras model file: choose a file ending in .keras."
+            f"{path} is not a Keras model (a .keras file saved by Keras or by "
+            "napari-digits train): choose another file or train a new model."
         )
     stat = path.stat()
     return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
@@ -82,12 +82,21 @@ def load_model(model_path: str | os.PathLike) -> keras.Model:
 def _load(path: str, mtime_ns: int, size: int) -> keras.Model:
     """Load ``path``; the modification time and size only key the cache."""
     try:
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelFileError(
-            f"{path} is not a readable Keras model ({type(exc).__name__}: "
-            f"{str(exc)[:200]}). Choose another file or train a new model."
-        ) from exc
+            f"{path} is not a Keras model: it cannot be read "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Choose another file or "
+            "train a new model."
+        ) from None
+    bad = nonfinite_weights(model)
+    if bad:
+        raise ModelFileError(
+            f"{path} has {bad:,} NaN or infinite weights (a training that "
+            "diverged): it would answer nonsense, so it is not used. Choose "
+            "another file or train a new model."
+        )
+    return model
 
 
 def _classifier(model_path: str | os.PathLike) -> keras.Model:
@@ -170,6 +179,7 @@ def evaluate(
     limit: int | None = None,
     *,
     predictions: bool = False,
+    download: bool = False,
 ) -> Evaluation:
     """Score a model on the MNIST test set.
 
@@ -180,17 +190,23 @@ def evaluate(
     mnist : str, optional
         Where MNIST is (see :func:`napari_digits.data.load_mnist`).
     limit : int, optional
-        Score only the first ``limit`` test images.
+        Score only the first ``limit`` test images (at least 1).
     predictions : bool
         Also return every test digit's label and class probabilities.
+    download : bool
+        Download MNIST if it is nowhere (only when the user asked).
 
     Returns
     -------
     Evaluation
         Accuracy, confusion matrix and number of images.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a whole number of at least 1, not {limit}")
     _classifier(model_path)  # a bad model file fails before MNIST loads
-    data = load_mnist(mnist).subset(test=limit)
+    data = load_mnist(mnist, download=download).subset(test=limit)
+    if len(data.y_test) == 0:
+        raise MnistError(f"MNIST at {data.source} has no test images")
     probabilities = predict(model_path, data.x_test)
     confusion = confusion_matrix(data.y_test, probabilities.argmax(axis=1))
     accuracy = float(np.trace(confusion) / max(len(data.y_test), 1))

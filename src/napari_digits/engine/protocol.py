@@ -7,6 +7,9 @@ boundary. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import math
+import numbers
+import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +77,7 @@ class TrainingResult:
     wall_time: float
     stopped: bool = False
     history: dict[str, list[float]] = field(default_factory=dict)
+    architecture: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,29 +138,101 @@ class ListDevices:
     """List the devices TensorFlow sees; the result is a list of DeviceInfo."""
 
 
+class ConfigError(ValueError):
+    """A request's value is out of range; the message names it and the range."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs.
+    """Everything a training run needs, checked when it is made.
 
-    ``None`` for epochs, batch size or learning rate means the architecture's
-    own default. ``train_limit``/``test_limit`` take the first N images (for
-    quick runs and tests). ``resume`` continues from ``out``'s checkpoint.
+    ``None`` for architecture, epochs, batch size, learning rate or seed means
+    the architecture's own default (``"default"``, seed 0) for a new run, and
+    the checkpoint's value for a resumed one. ``train_limit``/``test_limit``
+    take the first N images (for quick runs and tests). ``resume`` continues
+    from ``out``'s checkpoint, with the architecture and recipe recorded in
+    its sidecar. ``download`` allows fetching MNIST when it is not found.
+
+    Raises
+    ------
+    ConfigError
+        When a value is out of range (see :meth:`validate`).
     """
 
     out: str
-    architecture: str = "default"
+    architecture: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
     device: str = "auto"  # "auto", "cpu", "gpu" or a name from ListDevices
     mixed_precision: bool = False
     mnist: str | None = None
-    seed: int = 0
+    seed: int | None = None
     train_limit: int | None = None
     test_limit: int | None = None
     resume: bool = False
     time_budget: float | None = None  # seconds of training, then stop cleanly
     augment: bool = False  # real-paper augmentation and printed digits (augment.py)
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values that cannot mean a training (before anything runs).
+
+        The engine calls it again on every request it receives, since an
+        unpickled config skips ``__init__``.
+
+        Raises
+        ------
+        ConfigError
+            Naming the first value out of range and the range it must be in.
+        """
+        if not isinstance(self.out, str) or not self.out.endswith(".keras"):
+            raise ConfigError(
+                f"the output {self.out!r} must be a path ending in .keras"
+            )
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"unknown architecture {self.architecture!r}: choose one of "
+                f"{', '.join(ARCHITECTURES)}"
+            )
+        for name in ("epochs", "batch_size", "train_limit", "test_limit"):
+            _check_count(name, getattr(self, name))
+        _check_positive("learning_rate", self.learning_rate)
+        _check_positive("time_budget", self.time_budget)
+        if self.seed is not None and not (
+            _is_int(self.seed) and 0 <= self.seed < 2**32
+        ):
+            raise ConfigError(
+                f"seed must be an integer from 0 to 2**32-1, not {self.seed!r}"
+            )
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise ConfigError(
+                f"device must be a name such as auto or cpu, not {self.device!r}"
+            )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_count(name: str, value: object) -> None:
+    """Refuse a count that is not a whole number of at least 1 (None passes)."""
+    if value is not None and not (_is_int(value) and value >= 1):
+        flag = name.replace("_", "-")
+        raise ConfigError(f"{flag} must be a whole number of at least 1, not {value!r}")
+
+
+def _check_positive(name: str, value: object) -> None:
+    """Refuse a number that is not finite and above 0 (None passes)."""
+    if value is None:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        flag = name.replace("_", "-")
+        raise ConfigError(f"{flag} must be a finite number above 0, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -223,6 +299,14 @@ class Evaluate:
     mnist: str | None = None
     limit: int | None = None
     predictions: bool = False
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse a limit below 1 (see :class:`TrainConfig`)."""
+        _check_count("limit", self.limit)
 
 
 @dataclass(frozen=True)
@@ -318,3 +402,53 @@ class Failure:
 
 
 Event = Progress | Log | Result | Failure
+
+
+# --------------------------------------------------------------------------
+# the wire
+# --------------------------------------------------------------------------
+
+
+class UnreadableRequest(ValueError):
+    """The engine received a message it cannot unpickle or understand."""
+
+
+def pack(request: object) -> bytes:
+    """Pickle a request for the pipe (the client sends ``(id, pack(request))``).
+
+    The request travels pickled inside the ``(id, bytes)`` message, so that
+    the engine always learns the request's id, and can answer with a Failure,
+    even when the request itself cannot be unpickled there.
+    """
+    return pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(message: object) -> tuple[int | None, object]:
+    """Open a message from the pipe: return ``(request_id, request)``.
+
+    Raises
+    ------
+    UnreadableRequest
+        If the message is not ``(int, bytes)`` or the bytes do not unpickle;
+        its ``request_id`` attribute is the id when it could be read.
+    """
+    if not (
+        isinstance(message, tuple)
+        and len(message) == 2
+        and isinstance(message[0], int)
+        and isinstance(message[1], bytes)
+    ):
+        raise UnreadableRequest(
+            f"the engine received a malformed message ({type(message).__name__}), "
+            "not a request"
+        )
+    request_id, payload = message
+    try:
+        return request_id, pickle.loads(payload)
+    except Exception as exc:  # unpickling can raise anything the payload asks
+        error = UnreadableRequest(
+            f"the engine could not read request {request_id} "
+            f"({type(exc).__name__}: {exc})"
+        )
+        error.request_id = request_id
+        raise error from None

@@ -47,9 +47,12 @@ def main(conn: Connection, stop: Any) -> None:
         os.nice(ENGINE_NICENESS)
     while True:
         try:
-            request_id, request = conn.recv()
+            request_id, request = p.unpack(conn.recv())
         except (EOFError, OSError):
             os._exit(0)  # the viewer went away
+        except Exception as exc:  # a message that does not unpickle: say so
+            _refuse(conn, getattr(exc, "request_id", None), exc)
+            continue
         if isinstance(request, p.Shutdown):
             conn.close()
             os._exit(0)  # skip TensorFlow's slow interpreter teardown
@@ -65,6 +68,26 @@ def main(conn: Connection, stop: Any) -> None:
                 send(p.Failure(type(exc).__name__, str(exc) or repr(exc)))
             except (BrokenPipeError, OSError):
                 os._exit(0)
+
+
+def _refuse(conn: Connection, request_id: int | None, exc: Exception) -> None:
+    """Answer a message that is no readable request with a Failure; carry on.
+
+    Raw garbage has no id the client waits for: the answer (id None) is then
+    only skipped by the client, and the engine stays up for the next request.
+    """
+    message = (
+        str(exc)
+        if isinstance(exc, p.UnreadableRequest)
+        else (
+            "the engine received a message it cannot read "
+            f"({type(exc).__name__}: {exc})"
+        )
+    )
+    try:
+        conn.send((request_id, p.Failure("UnreadableRequest", message)))
+    except (BrokenPipeError, OSError):
+        os._exit(0)
 
 
 def _sender(conn: Connection, request_id: int) -> Callable[[object], None]:
@@ -110,6 +133,8 @@ def handle(
         raise TypeError(
             f"the engine does not know the request {type(request).__name__!r}"
         )
+    if hasattr(request, "validate"):
+        request.validate()  # unpickling skipped the checks of __init__
     from napari_digits.engine import models
 
     return run(models, request, send, should_stop)
@@ -133,7 +158,11 @@ _MODEL_REQUESTS = {
         r.config, log=lambda message: send(p.Log(str(message)))
     ),
     p.Evaluate: lambda m, r, *_: m.evaluate(
-        r.model, mnist=r.mnist, limit=r.limit, predictions=r.predictions
+        r.model,
+        mnist=r.mnist,
+        limit=r.limit,
+        predictions=r.predictions,
+        download=r.download,
     ),
     p.Predict: lambda m, r, *_: m.predict(r.model, r.images),
     p.GetFirstLayer: lambda m, r, *_: m.first_layer(r.model),

@@ -7,24 +7,27 @@ without Qt. The public entry point is :func:`train` (re-exported by
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from napari_digits.data import Mnist, load_mnist
+from napari_digits.data import Mnist, MnistError, load_mnist
+from napari_digits.engine._tf import keras, tf
 from napari_digits.engine.architectures import Recipe, recipe
 from napari_digits.engine.checkpoints import (
     ModelFileError,
-    save_atomic,
-    state_path,
-    write_json_atomic,
+    OutputLock,
+    check_room,
+    model_bytes,
+    nonfinite_weights,
+    read_state,
+    remove_stale_temporaries,
+    save_model,
+    write_state,
 )
 from napari_digits.engine.devices import device_scope
 from napari_digits.engine.protocol import (
@@ -33,11 +36,17 @@ from napari_digits.engine.protocol import (
     TrainingProgress,
     TrainingResult,
 )
+from napari_digits.engine.resume import new_run, resumed_run
+from napari_digits.io import check_output
 
 #: seconds between two progress events (the epoch end always sends one)
 PROGRESS_INTERVAL = 0.25
 #: runs shorter than this many batches settle batch-norm statistics each epoch
 SETTLE_BELOW = 300
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the run stopped without saving it."""
 
 
 def learning_rate(progress: float, peak: float, r: Recipe) -> float:
@@ -207,6 +216,13 @@ class _Monitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         run = self.run
         run.batch = batch + 1
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):  # the weights are lost: keep the last save
+            run.diverged = (
+                f"the loss became {loss} at epoch {run.epoch + 1}, batch {batch + 1}"
+            )
+            self.model.stop_training = True
+            return
         if run.should_stop() or run.over_budget():
             run.stopped = True
             self.model.stop_training = True
@@ -219,7 +235,14 @@ class _Monitor(keras.callbacks.Callback):
         self.run.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        self.run.end_epoch(self.model, logs or {})
+        bad = nonfinite_weights(self.model) if self.run.diverged is None else 0
+        if bad:  # a finite loss can hide weights that overflowed
+            self.run.diverged = (
+                f"{bad:,} weights became NaN or infinite in epoch {epoch + 1}"
+            )
+            self.model.stop_training = True
+        if self.run.diverged is None:
+            self.run.end_epoch(self.model, logs or {})
 
 
 class _Run:
@@ -228,13 +251,14 @@ class _Run:
     def __init__(self, config, r, data, batches, start_epoch, history, hooks):
         self.config, self.recipe, self.data = config, r, data
         self.on_progress, self.should_stop, self.log = hooks
-        self.epochs = config.epochs or r.epochs
-        self.peak = config.learning_rate or r.learning_rate
+        self.epochs, self.peak = config.epochs, config.learning_rate
         self.batches, self.epoch, self.batch = batches, start_epoch, 0
         self.total_steps = self.epochs * batches
         self.start_epoch, self.epochs_done = start_epoch, start_epoch
         self.history = history
         self.stopped = False
+        self.diverged: str | None = None  # what went wrong, once it has
+        self.saved = False  # whether this run wrote a checkpoint
         self.start = time.perf_counter()
         self.cpu_start = time.process_time()
         self.eval_time = 0.0
@@ -308,7 +332,7 @@ class _Run:
         )
 
     def save(self, model: keras.Model) -> None:
-        save_atomic(model, self.config.out)
+        save_model(model, self.config.out)
         state = {
             "architecture": self.config.architecture,
             "epochs_done": self.epochs_done,
@@ -316,25 +340,26 @@ class _Run:
             "config": asdict(self.config),
             "history": self.history,
         }
-        write_json_atomic(state, state_path(self.config.out))
+        write_state(state, self.config.out)
+        self.saved = True
 
 
-def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> tuple:
-    """Build (or reload for resume) the compiled model; return it and its state."""
+def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> keras.Model:
+    """Build the compiled model, or reload the checkpoint of a resumed run."""
     if config.resume:
         path = Path(config.out)
-        if not path.is_file() or not state_path(path).is_file():
-            raise ModelFileError(
-                f"no checkpoint to resume at {path} (or its {state_path(path).name}): "
-                "start a new training instead."
-            )
-        state = json.loads(state_path(path).read_text())
         try:
             model = keras.models.load_model(path, compile=True)
         except Exception as exc:  # Keras raises many types for a bad file
-            raise ModelFileError(f"cannot resume from {path}: {exc}") from exc
-        log(f"resuming {path} after epoch {state['epochs_done']}")
-        return model, int(state["epochs_done"]), dict(state.get("history", {}))
+            raise ModelFileError(
+                f"cannot resume from {path}: it is not a readable Keras model "
+                f"({type(exc).__name__})"
+            ) from None
+        if nonfinite_weights(model):
+            raise ModelFileError(
+                f"cannot resume from {path}: it has NaN or infinite weights"
+            )
+        return model
     mixed = config.mixed_precision and device.startswith("/GPU")
     if config.mixed_precision and not mixed:
         log("mixed precision needs a GPU: training in float32")
@@ -345,11 +370,33 @@ def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> tuple:
     finally:
         keras.mixed_precision.set_global_policy(previous)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate or r.learning_rate),
+        optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
         metrics=["accuracy"],
     )
-    return model, 0, {}
+    return model
+
+
+def _training_data(config: TrainConfig) -> Mnist:
+    """Load MNIST as the config says; refuse an empty training or test set."""
+    data = load_mnist(config.mnist, download=config.download)
+    data = data.subset(config.train_limit, config.test_limit)
+    for part, images in (("training", data.x_train), ("test", data.x_test)):
+        if len(images) == 0:
+            raise MnistError(f"MNIST at {data.source} has no {part} images")
+    return data
+
+
+def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """Return the complete config of this run and its checkpoint's state."""
+    if not config.resume:
+        return new_run(config), {}
+    if not Path(config.out).is_file():
+        raise ModelFileError(
+            f"no checkpoint to resume at {config.out}: start a new training instead."
+        )
+    state = read_state(config.out)
+    return resumed_run(config, state), state
 
 
 def train(
@@ -382,36 +429,37 @@ def train(
 
     Raises
     ------
+    ConfigError
+        If a value is out of range, or contradicts the checkpoint to resume.
+    OutputError
+        If the output is a folder, its folder is missing or read-only, the
+        disk or the file-size limit has no room for the model, a checkpoint
+        cannot be written, or another training writes the same output.
     DeviceError
         If the device does not exist.
     ModelFileError
-        If ``resume`` is set and there is no checkpoint at ``config.out``.
+        If ``resume`` is set and the checkpoint or its sidecar is missing or
+        damaged.
+    TrainingDiverged
+        If the loss became NaN or infinite: the run stopped, its last good
+        checkpoint (if any) is kept.
     napari_digits.data.MnistError
-        If MNIST cannot be loaded.
+        If MNIST cannot be loaded, or a set is empty.
     """
-    keras.utils.set_random_seed(config.seed)
-    r = recipe(config.architecture)
-    if not str(config.out).endswith(".keras"):
-        raise ModelFileError(f"the output {config.out} must end in .keras")
-    data = load_mnist(config.mnist).subset(config.train_limit, config.test_limit)
-    batch_size = max(1, min(config.batch_size or r.batch_size, len(data.x_train)))
-    with device_scope(config.device) as device:
-        log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
-        model, start, history = _prepare(config, r, device, log)
-        epochs = config.epochs or r.epochs
-        dataset = make_dataset(data, r, batch_size, config.seed, epochs, config.augment)
-        batches = len(dataset)
-        hooks = (on_progress, should_stop, log)
-        run = _Run(config, r, data, batches, start, history, hooks)
-        if start < run.epochs:
-            model.fit(
-                dataset,
-                epochs=run.epochs,
-                initial_epoch=start,
-                verbose=0,
-                shuffle=False,  # the dataset shuffles itself
-                callbacks=[_Monitor(run)],
-            )
+    config.validate()  # again: an unpickled request skipped __init__
+    check_output(config.out, what="the output")
+    with OutputLock(config.out):
+        remove_stale_temporaries(config.out)
+        run = _train(config, on_progress, should_stop, log)
+    if run.diverged is not None:
+        kept = (
+            f"{config.out} holds the checkpoint of epoch {run.epochs_done}"
+            if run.saved or config.resume
+            else f"{config.out} was not written (a file there before is unchanged)"
+        )
+        raise TrainingDiverged(
+            f"{run.diverged}: training stopped; {kept}. Try a lower learning rate."
+        )
     accuracies = run.history.get("test_accuracy") or [None]
     return TrainingResult(
         model_path=str(config.out),
@@ -420,4 +468,40 @@ def train(
         wall_time=run.elapsed(),
         stopped=run.stopped,
         history=run.history,
+        architecture=run.config.architecture,
     )
+
+
+def _train(config, on_progress, should_stop, log) -> _Run:
+    """Run the training of ``train`` once its output is locked."""
+    config, state = _resolve(config)
+    keras.utils.set_random_seed(config.seed)
+    r = recipe(config.architecture)
+    with device_scope(config.device) as device:
+        model = _prepare(config, r, device, log)
+        check_room(config.out, model_bytes(model))  # before the long part
+        data = _training_data(config)
+        batch_size = min(config.batch_size, len(data.x_train))
+        if batch_size < config.batch_size:
+            log(f"batch size {batch_size}: the training set has no more images")
+        start = int(state.get("epochs_done", 0))
+        if config.resume:
+            log(f"resuming {config.out} after epoch {start}")
+        log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
+        dataset = make_dataset(
+            data, r, batch_size, config.seed, config.epochs, config.augment
+        )
+        batches = len(dataset)
+        hooks = (on_progress, should_stop, log)
+        run = _Run(
+            config, r, data, batches, start, dict(state.get("history", {})), hooks
+        )
+        model.fit(
+            dataset,
+            epochs=run.epochs,
+            initial_epoch=start,
+            verbose=0,
+            shuffle=False,  # the dataset shuffles itself
+            callbacks=[_Monitor(run)],
+        )
+    return run
