@@ -25,16 +25,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from napari_digits.data import load_mnist
-from napari_digits.engine.checkpoints import (
-    ModelFileError,
-    save_atomic,
-    state_path,
-    write_json_atomic,
-)
+from napari_digits.engine._tf import keras
+from napari_digits.engine.checkpoints import ModelFileError, save_model, write_state
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
 
@@ -140,9 +135,9 @@ def finetune(
         model.train_on_batch(x, y)
         steps += 1
     accuracy = test_accuracy(model, mnist)
-    save_atomic(model, config.out)
+    save_model(model, config.out)  # atomic; never a model with NaN weights
     wall = time.perf_counter() - start
-    write_json_atomic(
+    write_state(
         {
             "finetuned_from": str(config.base),
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -160,7 +155,7 @@ def finetune(
             "mnist_test_accuracy": accuracy,
             "provenance": config.provenance,
         },
-        state_path(config.out),
+        config.out,
     )
     log(f"fine-tuned for {steps} batches: MNIST test accuracy {accuracy:.4f}")
     return FinetuneResult(
