@@ -90,7 +90,7 @@ def connect(
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
-                    silence_logs=logging.ERROR,
+                    silence_logs=logging.CRITICAL,
                 ) as cluster,
                 Client(cluster, set_as_default=False) as client,
             ):
@@ -265,16 +265,31 @@ def stream(
 
     first = [submit(job) for job in islice(todo, window)]
     running = as_completed(first, loop=client.loop)
-    for future in running:
-        job, attempt = tries.pop(future.key)
-        result, ok = _outcome(future, job)
-        future.release()
-        if not ok and attempt < 2:
-            running.add(submit(job, attempt + 1))
-            continue
-        for following in islice(todo, 1):
-            running.add(submit(following))
-        yield result
+    for batch in running.batches():  # every future finished since the last batch
+        sent = [tries.pop(future.key) for future in batch]
+        outcomes = _outcomes(client, batch, [job for job, _ in sent])
+        for future, (job, attempt), (result, ok) in zip(
+            batch, sent, outcomes, strict=True
+        ):
+            future.release()
+            if not ok and attempt < 2:
+                running.add(submit(job, attempt + 1))
+                continue
+            for following in islice(todo, 1):
+                running.add(submit(following))
+            yield result
+
+
+def _outcomes(
+    client, futures: list, jobs: list[PageJob]
+) -> list[tuple[FileResult, bool]]:
+    """Fetch the results of finished futures in one round trip (when all can be)."""
+    if all(f.status == "finished" for f in futures):
+        try:
+            return [(r, True) for r in client.gather(futures)]
+        except Exception:  # a worker died holding a result: one by one below
+            pass
+    return [_outcome(f, job) for f, job in zip(futures, jobs, strict=True)]
 
 
 def _outcome(future, job: PageJob) -> tuple[FileResult, bool]:
