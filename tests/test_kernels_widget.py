@@ -279,11 +279,18 @@ import numpy as np
 import napari
 from qtpy.QtWidgets import QApplication
 
-def pump(seconds):
+def pump(seconds, until=lambda: False):
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and not until():
         QApplication.instance().processEvents()
         time.sleep(0.01)
+
+def previewed(name):
+    return lambda: (
+        widget.preview_worker is None
+        and any(l.name.startswith(name) and l.name.endswith("preview")
+                for l in viewer.layers)
+    )
 
 viewer = napari.Viewer()
 _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Kernels")
@@ -292,22 +299,25 @@ for run in range(5):
     # the source alone with its preview, then deleted (issue 9, crash b)
     viewer.open_sample("napari-digits", "portrait")
     widget.layer.value = viewer.layers["portrait"]
-    pump(1.0)
+    pump(60, previewed("portrait"))
+    pump(0.5)
     names = [layer.name for layer in viewer.layers]
     assert names[0] == "portrait" and names[1].endswith("preview"), names
     viewer.layers.remove("portrait")
-    pump(1.0)
+    pump(60, lambda: len(viewer.layers) == 0)
     assert len(viewer.layers) == 0, [l.name for l in viewer.layers]
     # another image stays: the preview moves to it; a layer below is deleted
     # and the preview is updated after that
     below = viewer.add_image(np.random.random((64, 64)), name="below")
     other = viewer.add_image(np.random.random((96, 80)) * 9, name="other")
     widget.layer.value = other
-    pump(1.0)
+    pump(60, previewed("other"))
     viewer.layers.remove(below)
     pump(0.5)
     widget.kernel.value = "sharpen" if run % 2 else "gaussian"
     pump(1.0)
+    pump(60, previewed("other"))
+    pump(0.5)
     assert [l.name for l in viewer.layers][0] == "other"
     assert len(viewer.layers) == 2, [l.name for l in viewer.layers]
     viewer.layers.clear()
