@@ -168,3 +168,36 @@ def test_each_page_of_a_multi_page_tiff_is_a_page(tmp_path, mnist_dir):
     assert {r.page for r in done.rows} == {1, 2}
     assert [r.page for r in done.rows] == sorted(r.page for r in done.rows)
     assert sorted(p.name for p in ann.iterdir()) == ["book-p2.png", "book.png"]
+
+
+def test_a_page_that_raises_is_skipped_and_the_others_are_read(
+    tmp_path, mnist_dir, monkeypatch
+):
+    from napari_digits import results
+    from napari_digits.archive.pages import read_jobs
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import make_page
+
+    mnist = load_mnist()
+    page = make_page(
+        mnist.x_test,
+        mnist.y_test,
+        shape=(400, 300),
+        digit_height=30,
+        max_digits=6,
+        seed=3,
+    )
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(page.image).save(tmp_path / name)
+    read_page = results.read_page
+
+    def short_of_memory_on_b(image, predict, *, file, **options):
+        if file.endswith("b.png"):
+            raise MemoryError("no room for this page")
+        return read_page(image, predict, file=file, **options)
+
+    monkeypatch.setattr(results, "read_page", short_of_memory_on_b)
+    jobs = plan_jobs(find_pages([tmp_path]))
+    done = list(read_jobs(jobs, uniform, ReadOptions()))
+    assert [d.error for d in done] == [None, "MemoryError: no room for this page", None]
+    assert done[0].rows and done[2].rows

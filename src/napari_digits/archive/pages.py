@@ -188,6 +188,21 @@ def read_job(
     return result
 
 
+def read_jobs(
+    jobs: Iterable[PageJob], predict: results.Predict, options: ReadOptions
+) -> Iterator[FileResult]:
+    """Read files one after another in this process, as :func:`read_job`.
+
+    A file that raises anything else (a ``MemoryError``, a bug) becomes a
+    result with an ``error`` too, so that one bad page never stops the run.
+    """
+    for job in jobs:
+        try:
+            yield read_job(job, predict, options)
+        except Exception as exc:
+            yield FileResult(job.order, job.path, error=f"{type(exc).__name__}: {exc}")
+
+
 def _read_page(job, number, image, predict, options, result) -> None:
     _, rows, _ = results.read_page(
         image, predict, file=job.path, page=number, **options.scan_options()

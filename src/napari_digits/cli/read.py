@@ -14,6 +14,7 @@ Dask workers (:mod:`napari_digits.archive.cluster`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -29,7 +30,7 @@ from napari_digits.archive.pages import (
     check_annotated,
     find_pages,
     plan_jobs,
-    read_job,
+    read_jobs,
 )
 from napari_digits.current_model import shipped_model_path
 from napari_digits.io import OutputError, check_output
@@ -216,9 +217,7 @@ def _read(args: argparse.Namespace, jobs: list[PageJob], model: str) -> int:
     except ValueError as exc:  # ModelFileError: a missing or unusable model
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return _journaled(
-        args, jobs, model, lambda todo: (read_job(j, predict, options) for j in todo)
-    )
+    return _journaled(args, jobs, model, lambda todo: read_jobs(todo, predict, options))
 
 
 def _journaled(args, jobs: list[PageJob], model: str, read) -> int:
@@ -229,15 +228,20 @@ def _journaled(args, jobs: list[PageJob], model: str, read) -> int:
     todo = [job for job in jobs if job.path not in journal.done]
     if args.resume:
         _say(f"resuming: {len(journal.done)} file(s) already read, {len(todo)} to read")
+    kept = (
+        f"the files read so far are kept in {journal.path}; run the same "
+        "command with --resume to carry on"
+    )
     try:
         tally = _collect(read(todo), journal, total=len(todo), review=args.review)
-    except BaseException:
-        journal.close()
-        _say(
-            f"stopped: the files read so far are kept in {journal.path}; "
-            "run the same command with --resume to carry on"
-        )
+    except KeyboardInterrupt:
+        _close(journal)
+        _say(f"stopped: {kept}")
         raise
+    except Exception as exc:  # the journal's disk is full, the cluster went away...
+        _close(journal)
+        print(f"error: {type(exc).__name__}: {exc}; {kept}", file=sys.stderr)
+        return 1
     if not journal.done:
         journal.discard()
         print(f"error: no page could be read; {args.out} not written", file=sys.stderr)
@@ -250,6 +254,11 @@ def _journaled(args, jobs: list[PageJob], model: str, read) -> int:
         f"wrote {written} rows to {args.out}"
     )
     return 0
+
+
+def _close(journal: Journal) -> None:
+    with contextlib.suppress(OSError):  # a full disk: what was flushed is kept
+        journal.close()
 
 
 def _collect(
