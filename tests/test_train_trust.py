@@ -187,6 +187,7 @@ def test_a_config_that_skipped_its_checks_is_refused_by_the_engine(engine, tmp_p
 # -- divergence and NaN weights ------------------------------------------------
 
 
+@pytest.mark.slow  # several TensorFlow processes
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(model):
     sidecar = Path(f"{model}.json")
     state = json.loads(sidecar.read_text())
@@ -249,6 +250,7 @@ def test_a_file_that_is_no_model_is_not_a_keras_model(tmp_path, name):
 # -- the output: lock, room, atomic writes, faults ------------------------------
 
 
+@pytest.mark.slow  # several TensorFlow processes
 def test_two_trainings_to_one_output_cannot_both_write(tmp_path, mnist_dir):
     out = tmp_path / "model.keras"
     args = ["train", "--out", str(out), "--epochs", "2", "--train-limit", "2048"]
@@ -333,6 +335,7 @@ def test_a_read_only_folder_is_one_error_before_training(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.slow  # several TensorFlow processes
 def test_kill_9_during_the_checkpoint_write_keeps_the_previous_model(tmp_path):
     out = tmp_path / "model.keras"
     shutil.copy(shipped_model_path(), out)
@@ -397,6 +400,7 @@ def test_a_damaged_or_missing_sidecar_is_an_error_naming_it(model, damage):
     )
 
 
+@pytest.mark.slow  # several TensorFlow processes
 def test_resume_takes_architecture_and_recipe_from_the_checkpoint(tmp_path):
     out = tmp_path / "t.keras"
     quick = ["--train-limit", "256", "--test-limit", "50"]
@@ -466,6 +470,7 @@ print("done")
 """
 
 
+@pytest.mark.slow  # several TensorFlow processes
 def test_tensorflow_start_up_lines_never_reach_a_user(tmp_path, model):
     env = {"TF_CPP_MIN_LOG_LEVEL": None}  # as a user's shell has it: unset
     page = Path(str(shipped_model_path())).parent.parent / "_sample_files"
