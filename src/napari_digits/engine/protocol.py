@@ -264,7 +264,7 @@ class FinetuneConfig:
     )
     learning_rate: float = 0.01  # SGD with momentum 0.9, cosine decay
     batch_size: int = 64
-    replay: float = 0.875  # fraction of each batch drawn from MNIST
+    replay: float = 0.95  # fraction of each batch drawn from MNIST
     provenance: dict = field(default_factory=dict)
 
 
