@@ -569,8 +569,10 @@ def _pil_frame(path: Path, index: int) -> np.ndarray:
 
     with _no_pillow_bomb_check(), Image.open(path) as im:
         im.seek(index)
-        frame = ImageOps.exif_transpose(im) if index == 0 else im.copy()
-        return _pil_to_array(frame)
+        if index == 0 and im.getexif().get(0x0112, 1) != 1:  # as exif_transpose
+            return _pil_to_array(ImageOps.exif_transpose(im))
+        im.load()  # decoded in place: no copy of the page when it need not turn
+        return _pil_to_array(im)
 
 
 def _pil_to_array(im: Any) -> np.ndarray:
@@ -587,8 +589,8 @@ def _pil_to_array(im: Any) -> np.ndarray:
         rgba = np.asarray(im.convert("RGBA"))
         return rgba[..., :3].copy() if (rgba[..., 3] == 255).all() else _on_white(rgba)
     if mode in ("RGBA", "RGBa"):
-        return np.asarray(im.convert("RGBA"))
-    return np.asarray(im.convert("RGB"))
+        return np.asarray(im if mode == "RGBA" else im.convert("RGBA"))
+    return np.asarray(im if mode == "RGB" else im.convert("RGB"))
 
 
 def _maybe_uint16(data: np.ndarray, im: Any) -> np.ndarray:

@@ -12,7 +12,7 @@ from napari_digits.scan.components import (
     erase_long_runs,
     estimate_digit_height,
 )
-from napari_digits.scan.crops import _no_crops, _region
+from napari_digits.scan.crops import _no_crops, _region, crop_piece
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import binarize, ink_strength
 from napari_digits.scan.regions import (
@@ -122,12 +122,13 @@ def find_digits(
     say("normalising crops")
     labels = lut[labels]  # one label per kept (merged) component
     margin = max(1, round(height / BOX))  # about one MNIST pixel
-    plans: dict[int, list[tuple[int, int]]] = {}
+    plans: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    wholes: dict[int, np.ndarray] = {}
     if classify is not None and split_touching:
         say("cutting touching digits")
         digits = kept[:n_digits]
-        plans = plan_cuts(labels, digits, strength, height, margin, classify)
-    split = split_touching, plans, n_digits
+        plans, wholes = plan_cuts(labels, digits, strength, height, margin, classify)
+    split = split_touching, plans, wholes, n_digits
     return _assemble(labels, strength, kept, height, margin, split, ink, messages)
 
 
@@ -138,7 +139,7 @@ def plan_cuts(
     height: float,
     margin: int,
     classify: Classify,
-) -> dict[int, list[np.ndarray]]:
+) -> tuple[dict[int, list[tuple[np.ndarray, np.ndarray]]], dict[int, np.ndarray]]:
     """Choose where to cut each wide component by the classifier's confidence.
 
     A component wider than ``TRY_SPLIT`` digit heights (and, up to
@@ -153,36 +154,40 @@ def plan_cuts(
 
     Returns
     -------
-    dict
-        Component label -> one mask (in its box) per digit, left to right.
+    plans : dict
+        Component label -> ``(mask in its box, crop)`` per digit, left to
+        right.
+    wholes : dict
+        Component label -> the crop of the whole component, where one was
+        made (to be reused when it is not cut).
     """
-    wide = _doubtful(labels, boxes, strength, height, margin, classify)
+    wide, wholes = _doubtful(labels, boxes, strength, height, margin, classify)
     jobs, crops, masks = [], [], []
     for i, box, sheared in wide:
         nodes, pieces = candidate_pieces(sheared.mask, height)
         for a, z in pieces:
-            sub = sheared.piece(a, z)
-            region, crop = _region(0, sub, box, strength, True, margin)
-            if region is not None:
+            crop = crop_piece(sheared.piece(a, z), box, strength, margin)
+            if crop is not None:
                 jobs.append((i, nodes, (a, z), sheared))
                 crops.append(crop)
                 masks.append(sheared.mask[:, a:z])
     if not crops:
-        return {}
+        return {}, wholes
     score = piece_scores(classify(np.stack(crops)), row_runs(masks))
     table: dict[int, tuple[list[int], dict, Sheared]] = {}
-    for (i, nodes, piece, sheared), s in zip(jobs, score, strict=True):
-        table.setdefault(i, (nodes, {}, sheared))[1][piece] = float(s)
+    for (i, nodes, piece, sheared), s, crop in zip(jobs, score, crops, strict=True):
+        table.setdefault(i, (nodes, {}, sheared))[1][piece] = (float(s), crop)
     plans = {}
-    for i, (nodes, scores, sheared) in table.items():
-        path = best_path(nodes, scores)
+    for i, (nodes, scored, sheared) in table.items():
+        path = best_path(nodes, {p: s for p, (s, _) in scored.items()})
         if path:
-            plans[i] = [sheared.piece(a, z) for a, z in path]
-    return plans
+            plans[i] = [(sheared.piece(a, z), scored[a, z][1]) for a, z in path]
+    return plans, wholes
 
 
-def _doubtful(labels, boxes, strength, height, margin, classify) -> list:
-    """Return the components to over-cut: ``(label, box, Sheared)`` each."""
+def _doubtful(labels, boxes, strength, height, margin, classify) -> tuple:
+    """Return the components to over-cut, ``(label, box, Sheared)`` each, and
+    the crops made of whole components (label -> crop)."""
     sure, maybe, crops, runs = [], [], [], []
     for i, b in enumerate(boxes, start=1):
         box = tuple(int(v) for v in b)
@@ -197,19 +202,19 @@ def _doubtful(labels, boxes, strength, height, margin, classify) -> list:
         if width > TOUCHING * height:
             sure.append((i, box, sheared))
             continue
-        _, crop = _region(0, own, box, strength, False, margin)
+        crop = crop_piece(own, box, strength, margin)
         maybe.append((i, box, sheared))
         crops.append(crop)
         runs.append(strokes)
     if crops:
         whole = piece_scores(classify(np.stack(crops)), np.array(runs))
         sure += [m for m, s in zip(maybe, whole, strict=True) if s < CONFIDENT]
-    return sure
+    return sure, {m[0]: c for m, c in zip(maybe, crops, strict=True)}
 
 
 def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> Scan:
     """Split touching digits, crop; regions sorted top-left first."""
-    split, plans, n_digits = split
+    split, plans, wholes, n_digits = split
     regions: list[DigitRegion] = []
     crops: list[np.ndarray] = []
     touching, next_label = 0, len(boxes) + 1
@@ -229,14 +234,17 @@ def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> 
                 crops.append(crop)
             continue
         limit = height if split else np.inf
-        pieces = _pieces(labels, i, box, limit, next_label, plans.get(i))
+        plan = plans.get(i)
+        subs = [mask for mask, _ in plan] if plan else None
+        pieces = _pieces(labels, i, box, limit, next_label, subs)
+        made = _made_crops(pieces, plan, wholes.get(i))
         touching += len(pieces) > 1
         next_label += len(pieces) - 1
-        for lab, mask, flag in pieces:
+        for (lab, mask, flag), made_crop in zip(pieces, made, strict=True):
             if flag and not _digit_piece(mask, height):
                 labels[box[0] : box[2], box[1] : box[3]][mask] = 0
                 continue
-            region, crop = _region(lab, mask, box, strength, flag, margin)
+            region, crop = _region(lab, mask, box, strength, flag, margin, made_crop)
             if region is not None:
                 regions.append(region)
                 crops.append(crop)
@@ -248,6 +256,13 @@ def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> 
     stack = np.stack([crops[k] for k in order]) if crops else _no_crops()
     sorted_regions = tuple(regions[k] for k in order)
     return Scan(sorted_regions, stack, labels, ink, float(height), tuple(messages))
+
+
+def _made_crops(pieces, plan, whole) -> list:
+    """The crops already made of ``pieces`` (None where there is none)."""
+    if len(pieces) == 1:
+        return [whole]
+    return [c for _, c in plan] if plan else [None] * len(pieces)
 
 
 def _digit_piece(mask: np.ndarray, height: float) -> bool:
