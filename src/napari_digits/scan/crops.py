@@ -42,10 +42,11 @@ def normalize_crop(
     scale = box / max(h, w)
     shape = (max(1, round(h * scale)), max(1, round(w * scale)))  # area average
     small = resize(ink, shape, area=True)
-    small = small / max(float(small.max()), 1e-6)  # darkest stroke: 255, as MNIST
+    peak = float(small.max())
     out = np.zeros((field, field), np.float32)
-    if small.sum() <= 0:
+    if peak <= 0:  # no ink (the ink is never negative)
         return out.astype(np.uint8)
+    small = small / max(peak, 1e-6)  # darkest stroke: 255, as MNIST
     cy, cx = _center_of_mass(small)  # MNIST: whole-pixel shift to the centre
     top = min(max(round(field / 2 - cy), 0), field - shape[0])
     left = min(max(round(field / 2 - cx), 0), field - shape[1])
@@ -78,9 +79,7 @@ def _crop_ink(
     right = min(margin, strength.shape[1] - c1)
     padded = np.zeros((top + own.shape[0] + bottom, left + own.shape[1] + right), bool)
     padded[top : top + own.shape[0], left : left + own.shape[1]] = own
-    keep = padded.view(np.uint8)
-    for axis in (0, 1):  # a square maximum filter is two 1D ones
-        keep = ndi.maximum_filter1d(keep, 2 * margin + 1, axis=axis)
+    keep = _dilate(padded, margin)
     ink = np.where(keep, strength[r0 - top : r1 + bottom, c0 - left : c1 + right], 0)
     core = ink[padded]
     k = int(0.9 * (core.size - 1))  # the 90th percentile, cheaply
@@ -90,6 +89,23 @@ def _crop_ink(
     rows = np.flatnonzero(ink.max(axis=1) > FRINGE)
     cols = np.flatnonzero(ink.max(axis=0) > FRINGE)
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate by a square of side ``2 * radius + 1``, by shifted ORs.
+
+    The same pixels as a maximum filter of that size; cheaper on a digit's
+    small box for the few pixels of radius used here.
+    """
+    out = mask.copy()
+    for axis in (0, 1):
+        src = out.copy()
+        a = np.moveaxis(out, axis, 0)
+        b = np.moveaxis(src, axis, 0)
+        for d in range(1, radius + 1):
+            a[d:] |= b[:-d]
+            a[:-d] |= b[d:]
+    return out
 
 
 def _region(lab, mask, box, strength, touching, margin, crop=None):

@@ -133,8 +133,8 @@ class Sheared:
         self.shift = shift - shift.min()
         self.own = own
         self.mask = np.zeros((h, w + int(self.shift.max())), bool)
-        for r in range(h):
-            self.mask[r, self.shift[r] : self.shift[r] + w] = own[r]
+        rows, cols = np.nonzero(own)
+        self.mask[rows, cols + self.shift[rows]] = True
         cols = np.flatnonzero(self.mask.any(axis=0))
         self.offset = int(cols[0]) if cols.size else 0
         self.mask = self.mask[:, self.offset : int(cols[-1]) + 1 if cols.size else 0]
@@ -234,8 +234,15 @@ def row_runs(masks: Sequence[np.ndarray]) -> np.ndarray:
         m = _mnist_scale(np.asarray(mask, bool))
         starts = (m[:, 1:] & ~m[:, :-1]).sum(axis=1) + m[:, 0]
         inked = starts[m.any(axis=1)]
-        out[k] = float(np.median(inked)) if inked.size else 0.0
+        out[k] = _median(inked) if inked.size else 0.0
     return out
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a few integers, without its overhead."""
+    s = np.sort(values)
+    n = s.size
+    return (float(s[(n - 1) // 2]) + float(s[n // 2])) / 2
 
 
 def _mnist_scale(mask: np.ndarray) -> np.ndarray:
