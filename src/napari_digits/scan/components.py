@@ -40,7 +40,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     boxes = np.array(
         [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], np.int64
     ).reshape(-1, 4)
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    areas = np.bincount(labels[mask], minlength=n + 1)[1:].astype(np.int64)  # ink only
     return labels, boxes, areas
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from napari_digits.scan.gray import resize
 from napari_digits.scan.regions import BOX, FIELD, DigitRegion
@@ -97,14 +96,14 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     The same pixels as a maximum filter of that size; cheaper on a digit's
     small box for the few pixels of radius used here.
     """
-    out = mask.copy()
-    for axis in (0, 1):
-        src = out.copy()
-        a = np.moveaxis(out, axis, 0)
-        b = np.moveaxis(src, axis, 0)
-        for d in range(1, radius + 1):
-            a[d:] |= b[:-d]
-            a[:-d] |= b[d:]
+    rows = mask.copy()
+    for d in range(1, radius + 1):
+        rows[d:] |= mask[:-d]
+        rows[:-d] |= mask[d:]
+    out = rows.copy()
+    for d in range(1, radius + 1):
+        out[:, d:] |= rows[:, :-d]
+        out[:, :-d] |= rows[:, d:]
     return out
 
 
@@ -137,7 +136,7 @@ def _region(lab, mask, box, strength, touching, margin, crop=None):
 
 
 def crop_piece(mask, box, strength, margin) -> np.ndarray | None:
-    """The crop :func:`_region` makes of ``mask`` in ``box``, or None if empty."""
+    """Return the crop :func:`_region` makes of ``mask`` in ``box`` (None: empty)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None

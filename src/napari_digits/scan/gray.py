@@ -145,7 +145,9 @@ def resize(
     """
     from PIL import Image
 
-    pil = Image.fromarray(np.ascontiguousarray(image, np.float32))
+    data = np.ascontiguousarray(image, np.float32)
+    size = (data.shape[1], data.shape[0])
+    pil = Image.frombuffer("F", size, data, "raw", "F", 0, 1)  # no copy
     how = Image.Resampling.BOX if area else Image.Resampling.BILINEAR
     out = pil.resize((shape[1], shape[0]), how)
     return np.asarray(out, np.float32)

@@ -79,9 +79,11 @@ def ink_strength(
     if ink == "auto":
         ink = detect_ink(gray, bg)
     if ink == "dark":
-        strength = (bg - gray) / np.maximum(bg, 0.05)
+        strength = bg - gray
+        strength /= np.maximum(bg, 0.05)
     else:
-        strength = (gray - bg) / np.maximum(1.0 - bg, 0.05)
+        strength = gray - bg
+        strength /= np.maximum(1.0 - bg, 0.05)
     np.clip(strength, 0.0, 1.0, out=strength)
     return strength.astype(np.float32, copy=False), ink
 

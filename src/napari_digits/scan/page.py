@@ -186,8 +186,11 @@ def plan_cuts(
 
 
 def _doubtful(labels, boxes, strength, height, margin, classify) -> tuple:
-    """Return the components to over-cut, ``(label, box, Sheared)`` each, and
-    the crops made of whole components (label -> crop)."""
+    """Return the components to over-cut and the crops made of whole ones.
+
+    The components come as ``(label, box, Sheared)``; the crops as a dict
+    label -> crop.
+    """
     sure, maybe, crops, runs = [], [], [], []
     for i, b in enumerate(boxes, start=1):
         box = tuple(int(v) for v in b)
@@ -259,7 +262,7 @@ def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> 
 
 
 def _made_crops(pieces, plan, whole) -> list:
-    """The crops already made of ``pieces`` (None where there is none)."""
+    """Return the crops already made of ``pieces`` (None where none was)."""
     if len(pieces) == 1:
         return [whole]
     return [c for _, c in plan] if plan else [None] * len(pieces)
