@@ -23,7 +23,7 @@ model), TensorFlow in this process as in the command line:
   corrected first 300 digits of ORAND ``train``.
 
 The real sets are read from ``REAL_DIR`` (default ``../shared/data/real``
-next to the repository, i.e. ``/work/shared/data/real``); a set that is not
+next to the repository, i.e. ``../shared/data/real``); a set that is not
 there is reported as missing. ``BENCH_ORAND_SPLIT`` picks another ORAND
 split (``val`` by default). Times are wall seconds for the whole set.
 """
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,18 +43,11 @@ DIGIT_PX = 48
 GAP_PX = 24
 PER_LINE = 20
 PER_PAGE = 200
-FONT_FAMILIES = ("dejavu", "liberation", "free")
 
 
 def real_dir() -> Path:
-    """Where the real sets are (``REAL_DIR``, else /work/shared/data/real)."""
-    env = os.environ.get("REAL_DIR")
-    if env:
-        return Path(env)
-    for candidate in (REPO.parent / "shared/data/real", Path("/work/shared/data/real")):
-        if candidate.is_dir():
-            return candidate
-    return REPO.parent / "shared/data/real"
+    """Where the real sets are (``REAL_DIR``, else ``../shared/data/real``)."""
+    return Path(os.environ.get("REAL_DIR") or REPO.parent / "shared/data/real")
 
 
 def row(name, n, found=None, correct=None, spurious=None, exact=None, s=0.0, note=""):
@@ -241,23 +233,6 @@ def uci_row(name: str, file: str, predict, read=None) -> dict:
 # --------------------------------------------------------------------------
 
 
-def font_files(families=FONT_FAMILIES) -> list[Path]:
-    """The system's font files of the given families (``fc-list``), sorted."""
-    try:
-        out = subprocess.run(
-            ["fc-list", ":", "file"], capture_output=True, text=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    files = {Path(line.split(":")[0].strip()) for line in out.splitlines()}
-    return sorted(
-        f
-        for f in files
-        if f.suffix.lower() in (".ttf", ".otf")
-        and any(fam in f.name.lower() for fam in families)
-    )
-
-
 def printed_pages(fonts: list[Path]) -> list[tuple[np.ndarray, list[dict]]]:
     """Digits 0-9 of each font, one line a font, ``DIGIT_PX`` tall, spaced."""
     from PIL import Image, ImageDraw
@@ -297,7 +272,9 @@ def _font_for_height(path: Path, height: int):
 
 def printed_row(predict, read=None) -> dict:
     """Printed digits of the system fonts, read as a page."""
-    fonts = [f for f in font_files() if "math" not in f.name.lower()]
+    from napari_digits.augment import font_files
+
+    fonts = font_files()  # the fonts the shipped model was trained with
     if not fonts:
         return row("printed (system fonts)", 0, note="no DejaVu/Liberation/FreeFont")
     r = pages_row("printed (system fonts)", printed_pages(fonts), predict, read)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
-import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -28,6 +26,7 @@ from itertools import islice
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from napari_digits.archive.pages import FileResult, PageJob, ReadOptions, read_job
+from napari_digits.engine.client import main_module_hidden
 
 #: the plugin's name on every worker
 PLUGIN = "napari-digits-model"
@@ -81,7 +80,7 @@ def connect(
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by local workers
     _quiet_logs()
-    with dask.config.set(_dask_config(timeout)), _main_module_hidden():
+    with dask.config.set(_dask_config(timeout)), main_module_hidden():
         if scheduler is None:
             with (
                 LocalCluster(
@@ -128,22 +127,6 @@ def _quiet_logs() -> None:
     """Keep distributed's INFO and WARNING lines off the terminal."""
     for name in ("distributed", "distributed.client", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Keep ``spawn`` from re-running the caller's main script in each worker.
-
-    Worker processes start with ``spawn``, which imports the parent's
-    ``__main__`` again; ``python -m napari_digits`` would run the command
-    once more in every worker. Workers need nothing from ``__main__``.
-    """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
 
 
 class ModelPlugin(WorkerPlugin):

@@ -250,7 +250,7 @@ class Engine:
                     name=f"napari-digits-engine-{self.role}",
                     daemon=True,
                 )
-                with _main_module_hidden():
+                with main_module_hidden():
                     process.start()
                 theirs.close()
                 self._process, self._conn = process, ours
@@ -321,13 +321,20 @@ class Engine:
 
 
 @contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Keep ``spawn`` from re-running the caller's main script in the engine.
+def main_module_hidden() -> Iterator[None]:
+    """Keep ``spawn`` from re-running the caller's main script in a child.
 
     ``spawn`` re-imports ``__main__`` in the child by its file: a script
     without an ``if __name__ == "__main__"`` guard would run again there (a
-    second viewer), and a script read from stdin cannot be found at all. The
-    engine needs nothing from ``__main__``, so it starts with a bare one.
+    second viewer), ``python -m napari_digits`` would run its command again,
+    and a script read from stdin cannot be found at all. Neither the engine
+    nor a Dask worker needs anything from ``__main__``, so they start with a
+    bare one.
+
+    Yields
+    ------
+    None
+        While the block runs, ``sys.modules["__main__"]`` is an empty module.
     """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
