@@ -22,8 +22,8 @@ model), TensorFlow in this process as in the command line:
   ``BENCH_CORRECTIONS=0``): ORAND ``val`` and MNIST after fine-tuning on the
   corrected first 300 digits of ORAND ``train``.
 
-The real sets are read from ``REAL_DIR`` (default ``../shared/data/real``
-next to the repository, i.e. ``../shared/data/real``); a set that is not
+The real sets are read from ``REAL_DIR`` (default ``shared/data/real``
+beside the repository, ``../shared/data/real``); a set that is not
 there is reported as missing. ``BENCH_ORAND_SPLIT`` picks another ORAND
 split (``val`` by default). Times are wall seconds for the whole set.
 """
