@@ -69,3 +69,36 @@ def test_pyramid_levels_are_views():
     ]
     assert all(np.shares_memory(lvl, image) for lvl in levels)
     assert len(a.pyramid(np.zeros((50, 50)))) == 1
+
+
+def test_text_is_written_glyph_after_glyph_and_clipped():
+    image = np.zeros((20, 100), np.uint8)
+    a.write_text(image, "3>5 87%", 16, 2, 4)
+    masks = a.glyphs()
+    assert (image == 4).sum() == sum(masks[c].sum() for c in "3>5 87%")
+    assert np.nonzero(image)[1].max() < 2 + a.text_width("3>5 87%")
+    clipped = np.zeros((5, 5), np.uint8)
+    a.write_text(clipped, "88", 3, -2, 1)  # off the top and left: no error
+    assert clipped.any()
+
+
+def test_boxes_are_outlined_and_labelled_by_their_number():
+    boxes = np.array([[10, 0, 20, 10], [10, 12, 20, 22]])
+    image = a.box_labels(boxes, ["7", "12"], (21, 24), 2)
+    assert image.shape == (42, 48) and image.dtype == np.uint16
+    assert (image[19, 24:44] == 2).all()  # above box 1, outside it
+    assert not image[20:40, 0:20].any() and not image[20:40, 24:44].any()
+    assert (image[:19] == 1).sum() == a.glyphs()["7"].sum()
+    assert (image[:19] == 2).sum() == a.glyphs()["1"].sum() + a.glyphs()["2"].sum()
+
+
+def test_cell_texts_are_centred_with_their_codes():
+    texts = np.array([["1135", "0"], ["7", "42"]])
+    image = a.cell_texts(texts, 48, np.array([[2, 1], [1, 1]]))
+    assert image.shape == (96, 96)
+    cell = image[:48, :48]
+    assert (cell == 2).sum() == sum(a.glyphs()[d].sum() for d in "1135")
+    rows, cols = np.nonzero(cell)
+    assert abs((cols.min() + cols.max()) / 2 - 24) <= 1
+    assert abs((rows.min() + rows.max()) / 2 - 24) <= 1
+    assert set(np.unique(image[48:, 48:])) == {0, 1}

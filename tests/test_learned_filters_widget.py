@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.layers import Labels
 
 from make_model import build_models, first_layer
+from napari_digits import annotations
 from napari_digits import learned_filters as lf
 from napari_digits._widgets import learned_filters as widget_module
 from napari_digits._widgets.learned_filters import (
     FILTERS_LAYER,
     LABEL_SPACE,
     LABELS_LAYER,
+    TEXELS,
     LearnedFiltersWidget,
 )
 from napari_digits.current_model import current_model
@@ -67,25 +70,32 @@ def test_tiles_show_every_filter_of_the_first_layer(widget, qtbot, models, notes
     h, w, cin, n = conv.kernel.shape
     image = widget.viewer.layers[FILTERS_LAYER]
     labels = widget.viewer.layers[LABELS_LAYER]
-    assert len(labels.data) == n * cin == widget.table.rowCount()
-    zoom = lf.default_zoom(h, w)
-    for rectangle, f, c in zip(
-        labels.data, labels.features["filter"], labels.features["channel"], strict=True
-    ):
-        (r0, c0), (r1, c1) = (
-            (rectangle.min(0) + 0.5).astype(int),
-            (rectangle.max(0) + 0.5).astype(int),
-        )
+    assert isinstance(labels, Labels)  # no Shapes, no text (issue 9)
+    features = labels.features
+    assert len(features) == n * cin == widget.table.rowCount()
+    assert features["index"].tolist() == list(range(1, n * cin + 1))
+    zoom, t = lf.default_zoom(h, w), TEXELS
+    boxes = lf.tile_filters(conv.kernel, label_space=LABEL_SPACE).boxes
+    tops = []
+    pairs = zip(features["filter"], features["channel"], boxes, strict=True)
+    for k, (f, c, (r0, c0, r1, c1)) in enumerate(pairs):
+        # tile k is outlined by label k + 1, its index written above it
+        mask = labels.data == k + 1
+        assert mask[r0 * t - 1, c0 * t : c1 * t].all()  # the top edge
+        assert not mask[r0 * t : r1 * t, c0 * t : c1 * t].any()  # the tile shows
+        if c0 > 0:
+            assert mask[r0 * t : r1 * t, c0 * t - 1].all()  # the left edge
+        index = sum(annotations.glyphs()[d].sum() for d in str(f))
+        assert mask[: r0 * t - 1].sum() == index
+        assert (r1 - r0, c1 - c0) == (h * zoom, w * zoom)
         tile = image.data[r0:r1, c0:c1]
-        assert tile.shape == (h * zoom, w * zoom)
         np.testing.assert_allclose(tile[::zoom, ::zoom], conv.kernel[:, :, c, f])
+        tops.append(r0)
     limit = np.abs(conv.kernel).max()
     np.testing.assert_allclose(image.contrast_limits, (-limit, limit), rtol=1e-6)
     assert image.colormap.name == "RdBu_r"
     if cin > 1:  # one row of tiles per input channel
-        rows = [rectangle.min(0)[0] for rectangle in labels.data]
-        assert len(set(rows)) == cin
-    assert labels.text.values[:3].tolist() == ["0", "1", "2"]
+        assert len(set(tops)) == cin
     assert widget.filter_index.max == n - 1 and widget.channel.max == cin - 1
 
 
@@ -271,8 +281,11 @@ def test_tiles_go_beside_the_users_image_and_into_view(widget, qtbot, models):
     assert tiles.translate[0] == top and tiles.translate[1] > right
     # as tall as the image, so that the tiles are visible next to it
     assert tiles.extent.world[1][0] == pytest.approx(bottom, rel=0.02)
-    np.testing.assert_array_equal(labels.translate, tiles.translate)
-    np.testing.assert_array_equal(labels.scale, tiles.scale)
+    # texels on the tiles' pixels: the pixel edges coincide
+    np.testing.assert_allclose(labels.scale * TEXELS, tiles.scale)
+    np.testing.assert_allclose(
+        labels.translate - labels.scale / 2, tiles.translate - tiles.scale / 2
+    )
     centre = getattr(widget.viewer, "scene", widget.viewer).camera.center[-1]
     assert left < centre < tiles.extent.world[1][1]  # both in view
     assert widget.viewer.layers.selection.active is image

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from napari.layers import Labels
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
+from napari_digits import annotations
+from napari_digits._widgets._teaching import CELL_TEXELS
 from napari_digits._widgets.training import (
     ENGINE_ROLE,
     RECIPES,
@@ -255,14 +258,25 @@ def test_evaluate_shows_the_confusion_matrix_and_the_mistakes(widget, qtbot, mni
     wrong = int(confusion.sum() - np.trace(confusion))
     gallery = viewer.layers["misclassified"]
     labels = viewer.layers["misclassified: labels"]
+    assert isinstance(labels, Labels)  # glyphs, not a text layer (issue 9)
     assert gallery.data.shape == (wrong, 28, 28) and len(labels.data) == wrong
-    features = labels.features
+    features = gallery.metadata["mistakes"]
+    assert labels.data.any(axis=(1, 2)).all()  # every mistake is written on
     assert (np.diff(features["confidence"]) <= 0).all()  # most confident first
     assert (features["true"] != features["predicted"]).all()
     x_test = load_mnist(mnist_dir).x_test
     np.testing.assert_array_equal(gallery.data[0], x_test[features["index"][0]])
-    counts = viewer.layers["confusion matrix: counts"].features
-    assert counts["count"].sum() == 2000
+    counts = viewer.layers["confusion matrix: counts"]
+    assert isinstance(counts, Labels)
+    # each count is written in its cell: the cell's ink is its count's glyphs
+    glyphs = annotations.glyphs()
+    cells = counts.data.reshape(10, CELL_TEXELS, 10, CELL_TEXELS) != 0
+    for (true, predicted), count in np.ndenumerate(confusion.astype(int)):
+        ink = sum(glyphs[d].sum() for d in str(count))
+        assert cells[true, :, predicted].sum() == ink
+    np.testing.assert_allclose(
+        counts.scale * CELL_TEXELS, viewer.layers["confusion matrix"].scale
+    )
     # beside the user's image, which keeps the selection
     assert viewer.layers["confusion matrix"].translate[1] > mine.extent.world[1][1]
     assert set(viewer.layers.selection) == {mine}

@@ -1,4 +1,5 @@
-"""What is drawn over a read page: box outlines, readings, status codes.
+"""What is drawn over a read page (box outlines, readings, status codes), and
+the glyph text of the other docks' results (tile indices, confusion counts).
 
 Pure numpy (and Pillow for the glyphs): the Read digits widget builds these
 arrays in its worker thread, so that the viewer only hands them to layers.
@@ -83,20 +84,70 @@ def segment_colours(codes: np.ndarray, highlight: int | None = None) -> np.ndarr
     return colours
 
 
+#: the characters :func:`glyphs` draws besides the digits
+SIGNS = " >%"
+
+
 @lru_cache(maxsize=8)
 def glyphs(height: int = GLYPH_TEXELS) -> dict[str, np.ndarray]:
-    """Boolean masks of the digits 0-9 in Pillow's default font."""
+    """Boolean masks of the digits 0-9 and of :data:`SIGNS`, Pillow's default font.
+
+    A digit's mask is cropped to its ink; a sign's columns are cropped to its
+    ink and its rows to the digits' band, so that it sits on their baseline.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=height * 1.35)
-    out = {}
-    for char in "0123456789":
+    inked = {}
+    for char in "0123456789" + SIGNS:
         canvas = Image.new("L", (height * 2, height * 2))
         ImageDraw.Draw(canvas).text((0, 0), char, fill=255, font=font)
-        mask = np.asarray(canvas) > 96
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        inked[char] = np.asarray(canvas) > 96
+    band = np.flatnonzero(np.any([inked[c].any(1) for c in "0123456789"], axis=0))
+    out = {}
+    for char, mask in inked.items():
+        rows = np.flatnonzero(mask.any(1)) if char.isdigit() else band
+        cols = np.flatnonzero(mask.any(0))
+        if not len(cols):  # a space: blank, a third of the height wide
+            out[char] = np.zeros((len(band), max(1, height // 3)), bool)
+            continue
         out[char] = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return out
+
+
+def text_width(text: str, height: int = GLYPH_TEXELS) -> int:
+    """Return the width of ``text`` written by :func:`write_text`, in texels."""
+    masks = glyphs(height)
+    gap = max(1, height // 7)
+    return sum(masks[c].shape[1] for c in text) + gap * max(len(text) - 1, 0)
+
+
+def write_text(
+    image: np.ndarray,
+    text: str,
+    bottom: int,
+    left: int,
+    code: int,
+    height: int = GLYPH_TEXELS,
+) -> None:
+    """Write ``text`` (digits and :data:`SIGNS`) with value ``code`` into ``image``.
+
+    The glyphs stand on row ``bottom`` (exclusive) from column ``left``;
+    what falls outside ``image`` is clipped.
+    """
+    masks = glyphs(height)
+    gap = max(1, height // 7)
+    for char in text:
+        mask = masks[char]
+        h, w = mask.shape
+        r0, c0 = bottom - h, left
+        rs, cs = max(r0, 0), max(c0, 0)
+        target = image[rs : r0 + h, cs : c0 + w]
+        clipped = mask[rs - r0 : rs - r0 + target.shape[0], cs - c0 :][
+            :, : target.shape[1]
+        ]
+        target[clipped] = code
+        left += w + gap
 
 
 def readings_scale(digit_height: float) -> float:
@@ -142,17 +193,70 @@ def write_reading(image: np.ndarray, row: DigitRow, code: int, scale: float) -> 
     cell = glyph_cell()
     top = max(bottom - cell[0], 0)
     image[top:bottom, left : left + cell[1]] = 0  # an earlier reading of this digit
-    mask = glyphs().get(str(row.value))
-    if mask is None:  # a mark (prediction -1), not a digit: no reading
-        return
-    top = max(bottom - mask.shape[0], 0)
-    target = image[top : top + mask.shape[0], left : left + mask.shape[1]]
-    target[mask[: target.shape[0], : target.shape[1]]] = code
+    if 0 <= row.value <= 9:  # else a mark (prediction -1): no reading
+        # at the top edge: below the edge rather than lost
+        write_text(image, str(row.value), max(bottom, cell[0]), left, code)
+
+
+def box_labels(
+    boxes: np.ndarray, texts: Sequence[str], shape: tuple[int, int], texels: int
+) -> np.ndarray:
+    """Outline each box and write its text above it; box ``k`` is value ``k + 1``.
+
+    Parameters
+    ----------
+    boxes : ndarray
+        ``(n, 4)`` ``(row0, col0, row1, col1)`` in pixels (end exclusive).
+    texts : sequence of str
+        What is written above each box (digits and :data:`SIGNS`).
+    shape : (int, int)
+        The pixels' image's shape.
+    texels : int
+        Texels per pixel: the result is ``shape * texels``, and one texel
+        wide outlines hug the boxes.
+
+    Returns
+    -------
+    ndarray
+        uint16 label image, 0 transparent.
+    """
+    out = np.zeros([s * texels for s in shape], np.uint16)
+    for k, ((r0, c0, r1, c1), text) in enumerate(zip(boxes, texts, strict=True)):
+        r0, c0, r1, c1 = (int(v) * texels for v in (r0, c0, r1, c1))
+        top, left = max(r0 - 1, 0), max(c0 - 1, 0)  # outside the box, clipped
+        out[r1 : r1 + 1, left : c1 + 1] = out[top : r1 + 1, c1 : c1 + 1] = k + 1
+        if r0 > 0:
+            out[top, left : c1 + 1] = k + 1
+        if c0 > 0:
+            out[top : r1 + 1, left] = k + 1
+        write_text(out, text, r0 - 2, c0, k + 1)
+    return out
+
+
+def cell_texts(
+    texts: np.ndarray,
+    texels: int,
+    codes: np.ndarray | None = None,
+    height: int = GLYPH_TEXELS,
+) -> np.ndarray:
+    """Write each ``texts[i, j]`` centred in cell ``(i, j)`` of ``texels`` texels.
+
+    Returns a uint8 image ``texts.shape * texels``: 0 transparent, else the
+    cell's code (``codes[i, j]``, 1 by default).
+    """
+    rows, cols = texts.shape
+    codes = np.ones(texts.shape, np.uint8) if codes is None else codes
+    out = np.zeros((rows * texels, cols * texels), np.uint8)
+    for (i, j), text in np.ndenumerate(texts):
+        left = j * texels + (texels - text_width(text, height)) // 2
+        bottom = i * texels + (texels + height) // 2
+        write_text(out, text, bottom, left, int(codes[i, j]), height)
+    return out
 
 
 def glyph_cell() -> tuple[int, int]:
     """Return the largest glyph's height and width, in texels."""
-    shapes = np.array([m.shape for m in glyphs().values()])
+    shapes = np.array([glyphs()[c].shape for c in "0123456789"])
     return int(shapes[:, 0].max()), int(shapes[:, 1].max())
 
 

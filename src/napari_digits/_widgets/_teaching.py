@@ -5,8 +5,12 @@ Wiring only: the engine evaluates (an ``Evaluate`` request with
 and this module puts them beside the user's images: ``confusion matrix``
 (an image of counts, rows the true digit, columns the prediction, with its
 counts written on it) and ``misclassified`` (a stack of the wrong test
-digits, most confident mistake first, with true/predicted/confidence as the
-features of its ``misclassified: labels`` points), plus a sortable table.
+digits, most confident mistake first, "true>predicted confidence%" written
+over each by ``misclassified: labels``; the table of true, predicted,
+confidence and test index is the layer's ``metadata["mistakes"]``), plus a
+sortable table. Counts and labels are glyph images (Labels layers), never
+text layers: on Mesa llvmpipe removing a text layer and drawing another
+crashes the viewer (README, Known issues).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
+from napari_digits import annotations
 from napari_digits._widgets._display import beside, scene_extent, selection_kept
 from napari_digits.evaluation import Mistakes
 
@@ -27,6 +33,10 @@ GALLERY_LABELS = "misclassified: labels"
 #: marks the layers of the teaching view (not part of the user's scene)
 TEACHING_KEY = "napari_digits_teaching"
 TABLE_COLUMNS = ("index", "true", "predicted", "confidence")
+#: texels of the counts image per cell of the confusion matrix (4 digits fit)
+CELL_TEXELS = 48
+#: texels of the gallery's labels per pixel of a digit, and their glyph height
+GALLERY_TEXELS, GALLERY_GLYPH = 2, 10
 
 
 def show_evaluation(
@@ -64,17 +74,29 @@ def show_evaluation(
 
 def _set_layer(viewer: Any, kind: str, name: str, data: Any, **kwargs: Any) -> Any:
     """Update the named layer in place, or add it (never remove and re-add)."""
-    if name in viewer.layers:
-        layer = viewer.layers[name]
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if layer is not None and layer._type_string == kind:
         layer.data = data
-        for key in ("scale", "translate", "features", "contrast_limits"):
+        for key in ("scale", "translate", "contrast_limits"):
             if key in kwargs:
                 setattr(layer, key, kwargs[key])
-        if hasattr(layer, "refresh_text"):
-            layer.refresh_text()
         return layer
+    if layer is not None:  # an older version's text layer: replaced once
+        viewer.layers.remove(layer)
     metadata = {TEACHING_KEY: True}
     return getattr(viewer, f"add_{kind}")(data, name=name, metadata=metadata, **kwargs)
+
+
+def _glyphs_over(where: dict, texels: int) -> dict:
+    """Scale and translate of a glyph image with ``texels`` texels a pixel."""
+    scale = np.asarray(where["scale"], float)
+    step = np.r_[scale[:-2], scale[-2:] / texels]
+    shift = np.r_[np.zeros(len(scale) - 2), (step[-2:] - scale[-2:]) / 2]
+    return {"scale": step, "translate": np.asarray(where["translate"]) + shift}
+
+
+def _colour(name: str) -> DirectLabelColormap:
+    return DirectLabelColormap(color_dict={None: name, 0: "transparent"})
 
 
 def _show_confusion(viewer: Any, confusion: np.ndarray, where: dict) -> None:
@@ -85,13 +107,18 @@ def _show_confusion(viewer: Any, confusion: np.ndarray, where: dict) -> None:
         colormap="viridis", contrast_limits=(0, top), interpolation2d="nearest",
         **where,
     )  # fmt: skip
-    true, predicted = np.mgrid[0:10, 0:10].reshape(2, -1)
-    features = {"true": true, "predicted": predicted, "count": confusion.ravel()}
+    # the counts as glyphs, not text: see napari_digits.annotations
+    # white on the dark cells, black on the bright ones
+    codes = np.where(confusion > 0.6 * top, 2, 1).astype(np.uint8)
+    counts = annotations.cell_texts(
+        confusion.astype(int).astype(str), CELL_TEXELS, codes
+    )
+    colours = DirectLabelColormap(
+        color_dict={None: "white", 0: "transparent", 1: "white", 2: "black"}
+    )
     _set_layer(
-        viewer, "points", COUNTS_LAYER, np.stack([true, predicted], axis=1),
-        features=features, size=0.1, face_color="transparent",
-        border_width=0, text={"string": "{count}", "size": 8, "color": "white"},
-        **where,
+        viewer, "labels", COUNTS_LAYER, counts, colormap=colours,
+        **_glyphs_over(where, CELL_TEXELS),
     )  # fmt: skip
 
 
@@ -104,15 +131,24 @@ def _show_gallery(
         viewer, "image", GALLERY_LAYER, gallery, colormap="gray",
         contrast_limits=(0, 255), **place,
     )  # fmt: skip
-    planes = np.arange(len(mistakes))
-    points = np.stack([planes, np.full_like(planes, 2), np.full_like(planes, 14)], 1)
-    text = "true {true} → {predicted} ({confidence:.0%}), test #{index}"
+    layer = viewer.layers[GALLERY_LAYER]
+    layer.metadata["mistakes"] = mistakes.table()
     _set_layer(
-        viewer, "points", GALLERY_LABELS, points, features=mistakes.table(),
-        size=0.1, face_color="transparent", border_width=0,
-        text={"string": text, "size": 10, "color": "yellow", "anchor": "upper_left"},
-        **place,
+        viewer, "labels", GALLERY_LABELS, gallery_labels(mistakes),
+        colormap=_colour("yellow"), **_glyphs_over(place, GALLERY_TEXELS),
     )  # fmt: skip
+
+
+def gallery_labels(mistakes: Mistakes) -> np.ndarray:
+    """Write "true>predicted confidence%" over the top of each gallery plane."""
+    side = 28 * GALLERY_TEXELS
+    out = np.zeros((len(mistakes), side, side), np.uint8)
+    height = GALLERY_GLYPH
+    for k in range(len(mistakes)):
+        percent = round(100 * float(mistakes.confidence[k]))
+        text = f"{mistakes.true[k]}>{mistakes.predicted[k]} {percent}%"
+        annotations.write_text(out[k], text, height + 2, 2, 1, height)
+    return out
 
 
 class MistakesTable(QTableWidget):

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Labels
 from napari.qt.threading import create_worker
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from napari_digits import annotations
 from napari_digits import learned_filters as lf
 from napari_digits._widgets import ensure_pool_threads
 from napari_digits._widgets._display import (
@@ -43,6 +46,8 @@ MNIST_SOURCE = "MNIST test digit"
 TABLE_COLUMNS = ("filter", "channel", "r", "closest kernel")
 #: pixels above every row of tiles, where the filter indices are written
 LABEL_SPACE = 10
+#: texels of the index layer per pixel of the tiles (the index fits LABEL_SPACE)
+TEXELS = 2
 #: marks the layers this dock adds (they are results, not the user's scene)
 RESULT_KEY = "napari_digits_learned_filters"
 
@@ -337,39 +342,38 @@ class LearnedFiltersWidget(QWidget):
         self._new_results = True
 
     def _show_labels(self, tiles: lf.FilterTiles, table: dict) -> None:
-        rectangles = [
-            (np.array([[r0, c0], [r1, c1]]) - 0.5, "rectangle")
-            for r0, c0, r1, c1 in tiles.boxes
-        ]
+        """Outline each tile and write its index above it, as a label image.
+
+        No Shapes or text layer: on Mesa llvmpipe removing one and drawing
+        another crashes the viewer (README, Known issues). Tile ``k`` is
+        label ``k + 1``: hovering it shows its row of the table.
+        """
+        texts = [str(f) for f in tiles.filters]
+        data = annotations.box_labels(tiles.boxes, texts, tiles.image.shape, TEXELS)
+        features = {"index": np.arange(1, len(texts) + 1), **table}
         where = self.viewer.layers[FILTERS_LAYER]
-        if LABELS_LAYER in self.viewer.layers:
-            # in place, whatever the count: removing a Shapes layer and adding
-            # another crashes Mesa's llvmpipe (issue 9)
-            layer = self.viewer.layers[LABELS_LAYER]
-            layer.data = rectangles
-            layer.features = table
-            layer.edge_width = 0.5
-            layer.edge_color = "#777777"
-            layer.refresh_text()
-            return
-        self.viewer.add_shapes(
-            rectangles,
-            name=LABELS_LAYER,
-            features=table,
-            face_color="transparent",
-            edge_color="#777777",
-            edge_width=0.5,
-            scale=where.scale,
-            translate=where.translate,
-            metadata={RESULT_KEY: True},
-            # upper_left: above the tile, in the label space of tile_filters
-            text={
-                "string": "{filter}",
-                "anchor": "upper_left",
-                "size": 9,
-                "color": "black",
-            },
+        step = np.asarray(where.scale) / TEXELS  # texels on the tiles' pixels
+        place = {"scale": step, "translate": where.translate + (step - where.scale) / 2}
+        layer = (
+            self.viewer.layers[LABELS_LAYER]
+            if LABELS_LAYER in self.viewer.layers
+            else None
         )
+        if isinstance(layer, Labels):
+            layer.data = data
+            layer.scale, layer.translate = place["scale"], place["translate"]
+        else:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            colours = {None: "#333333", 0: "transparent"}
+            layer = self.viewer.add_labels(
+                data,
+                name=LABELS_LAYER,
+                colormap=DirectLabelColormap(color_dict=colours),
+                metadata={RESULT_KEY: True},
+                **place,
+            )
+        layer.features = features
 
     def _fill_table(self, table: dict) -> None:
         self.table.setRowCount(len(table["filter"]))
