@@ -1,5 +1,7 @@
-"""What is drawn over a read page (box outlines, readings, status codes), and
-the glyph text of the other docks' results (tile indices, confusion counts).
+"""What is drawn over a read page, and the glyph text of other results.
+
+Box outlines, readings and status codes of a read page; the same glyphs
+write the tile indices of Learned filters and the confusion counts.
 
 Pure numpy (and Pillow for the glyphs): the Read digits widget builds these
 arrays in its worker thread, so that the viewer only hands them to layers.
