@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_digits.io import atomic_open, atomic_path
+
 #: columns of the ground-truth CSV
 TRUTH_HEADER = (
     "digit",
@@ -272,7 +274,7 @@ def _truth(ids, placed, labels) -> list[dict[str, int]]:
 
 def write_truth(rows: Sequence[dict[str, int]], path: str | Path) -> None:
     """Write ground-truth rows (see :data:`TRUTH_HEADER`) to a CSV file."""
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TRUTH_HEADER)
         writer.writeheader()
         writer.writerows(rows)
@@ -312,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jpeg_quality=None if jpeg else 80,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(page.image).save(args.out, **({"quality": 80} if jpeg else {}))
+    with atomic_path(args.out) as tmp:
+        Image.fromarray(page.image).save(tmp, **({"quality": 80} if jpeg else {}))
     write_truth(page.truth, args.out.with_suffix(".csv"))
     print(
         f"wrote {args.out} and {args.out.with_suffix('.csv').name}: "
