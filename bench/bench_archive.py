@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_scan import row  # the same measure/value/unit/target/note table
+
 REPO = Path(__file__).resolve().parents[1]
 A4 = (3508, 2480)  # 300 dpi
 A4_DIGIT_HEIGHT = 64
@@ -330,16 +332,6 @@ def _client_bytes_per_page(count: int = 20000) -> float:
     tracemalloc.stop()
     del jobs
     return size / count
-
-
-def row(measure, value, unit, target="", note=""):
-    return {
-        "measure": measure,
-        "value": value,
-        "unit": unit,
-        "target": target,
-        "note": note,
-    }
 
 
 def run() -> list[dict]:
