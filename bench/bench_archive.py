@@ -120,7 +120,10 @@ def child(mode: str, folder: str, out: str, scheduler: str | None = None) -> dic
 
 
 def _sequential_predictor(model: str):
+    from napari_digits.allocator import reuse_freed_memory
     from napari_digits.cli._engine import engine_models
+
+    reuse_freed_memory()  # as `napari-digits read` does
 
     models = engine_models()
     models.predict(model, np.zeros((1, 28, 28), np.uint8))

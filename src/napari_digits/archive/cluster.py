@@ -147,8 +147,12 @@ class ModelPlugin(WorkerPlugin):
         """Import TensorFlow and load the model (a worker calls this once)."""
         import numpy as np
 
+        from napari_digits.allocator import reuse_freed_memory
         from napari_digits.cli._engine import engine_models
 
+        # the nanny's MALLOC_TRIM_THRESHOLD_=65536 has every page-sized array
+        # zeroed anew by the kernel: keep freed blocks for the next page
+        reuse_freed_memory()
         models = engine_models()
         try:
             models.predict(self.model, np.zeros((1, 28, 28), np.uint8))
