@@ -18,7 +18,8 @@ from hypothesis.extra import numpy as hnp
 from scipy import ndimage as ndi
 
 from napari_digits import kernels
-from napari_digits.scan import ScanError, find_digits, to_gray
+from napari_digits.scan import ScanError, find_digits, ink, to_gray
+from napari_digits.scan.ink import gaussian_smooth
 
 DTYPES = st.sampled_from(
     [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64, np.bool_]
@@ -244,3 +245,28 @@ def test_to_gray_is_finite_and_within_0_1_or_scan_error(image):
     assert gray.dtype == np.float32 and gray.shape == image.shape[:2]
     assert np.isfinite(gray).all()
     assert gray.min() >= 0 and gray.max() <= 1 + 1e-6
+
+
+@SETTINGS
+@given(
+    image=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+        elements=st.floats(0, 1, width=32),
+    ),
+    sigma=st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+    truncate=st.sampled_from([2.0, 4.0]),
+)
+def test_the_page_smoothing_is_scipys_gaussian_bit_for_bit(image, sigma, truncate):
+    smooth = gaussian_smooth(image, sigma=sigma, truncate=truncate)
+    expected = ndi.gaussian_filter(image, sigma, truncate=truncate, mode="reflect")
+    assert smooth.dtype == np.float32
+    np.testing.assert_array_equal(smooth, expected)
+
+
+def test_the_page_smoothing_is_bit_for_bit_on_a_page_taller_than_a_block():
+    rng = np.random.default_rng(0)
+    page = rng.random((3 * ink.SMOOTH_ROWS + 5, 70), dtype=np.float32)
+    np.testing.assert_array_equal(
+        gaussian_smooth(page), ndi.gaussian_filter(page, 1.0, truncate=2.0)
+    )

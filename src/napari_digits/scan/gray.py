@@ -57,6 +57,9 @@ def to_gray(image: np.ndarray, *, notes: list[str] | None = None) -> np.ndarray:
     return _scale(a, notes)
 
 
+#: rows a block where a page is converted piecewise (temporaries stay in cache)
+BLOCK_ROWS = 64
+
 #: bit depths an integer page may use inside a wider type
 _DEPTHS = (8, 10, 12, 14, 16, 24, 32, 48, 64)
 
@@ -122,10 +125,14 @@ def _rgb_to_gray(a: np.ndarray, notes: list[str]) -> np.ndarray:
     if a.dtype == bool:
         a = a.view(np.uint8) * np.uint8(255)
     if np.issubdtype(a.dtype, np.integer):  # weigh first: one float plane only
-        gray = np.multiply(a[..., 0], weights[0], dtype=np.float32)
-        for c in (1, 2):
-            gray += np.multiply(a[..., c], weights[c], dtype=np.float32)
-        gray = _scale_int(gray, _int_range(a[..., :3], notes))
+        lo_top = (0.0, 255.0) if a.dtype == np.uint8 else _int_range(a[..., :3], notes)
+        gray = np.empty(a.shape[:2], np.float32)
+        for start in range(0, a.shape[0], BLOCK_ROWS):  # temporaries in cache
+            rows = a[start : start + BLOCK_ROWS]
+            block = np.multiply(rows[..., 0], weights[0], dtype=np.float32)
+            for c in (1, 2):
+                block += np.multiply(rows[..., c], weights[c], dtype=np.float32)
+            gray[start : start + BLOCK_ROWS] = _scale_int(block, lo_top)
     else:
         gray = _scale(a[..., :3], notes) @ weights
     if a.shape[-1] == 4:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_digits.scan.gray import resize
+from napari_digits.scan.gray import BLOCK_ROWS, resize
 from napari_digits.scan.regions import ScanError
 
 
@@ -78,14 +78,76 @@ def ink_strength(
     bg = background(gray, size=background_size)
     if ink == "auto":
         ink = detect_ink(gray, bg)
+    strength = np.empty(gray.shape, np.float32)
+    for start in range(0, gray.shape[0], BLOCK_ROWS):  # temporaries in cache
+        rows = slice(start, start + BLOCK_ROWS)
+        strength[rows] = _strength(gray[rows], bg[rows], ink)
+    return strength, ink
+
+
+def _strength(gray: np.ndarray, bg: np.ndarray, ink: str) -> np.ndarray:
     if ink == "dark":
         strength = bg - gray
         strength /= np.maximum(bg, 0.05)
     else:
         strength = gray - bg
         strength /= np.maximum(1.0 - bg, 0.05)
-    np.clip(strength, 0.0, 1.0, out=strength)
-    return strength.astype(np.float32, copy=False), ink
+    return np.clip(strength, 0.0, 1.0, out=strength)
+
+
+#: rows a block of :func:`gaussian_smooth`'s first pass (a few L2-sized blocks)
+SMOOTH_ROWS = 16
+
+
+def gaussian_smooth(
+    image: np.ndarray, *, sigma: float = 1.0, truncate: float = 2.0
+) -> np.ndarray:
+    """Smooth a float32 page: ``scipy.ndimage.gaussian_filter``, bit for bit.
+
+    scipy filters along axis 0 by walking columns, which on a page-sized
+    array misses the cache at every pixel (six times the cost of the pass
+    along rows). Here that pass runs on blocks of :data:`SMOOTH_ROWS` rows
+    with numpy, in float64 and in the order of scipy's sums, so that the
+    result is identical; the pass along axis 1 is scipy's own.
+
+    Parameters
+    ----------
+    image : ndarray
+        float32 ``(H, W)``.
+    sigma, truncate : float
+        As in ``scipy.ndimage.gaussian_filter`` (mode ``"reflect"``).
+
+    Returns
+    -------
+    ndarray
+        float32 ``(H, W)``.
+    """
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 / sigma**2 * x**2)
+    weights /= weights.sum()  # scipy's _gaussian_kernel1d
+    rows = _rows_pass(np.asarray(image, np.float32), weights)
+    return ndi.correlate1d(rows, weights, axis=1, mode="reflect")
+
+
+def _rows_pass(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Correlate along axis 0 with symmetric ``weights`` (mode ``"reflect"``)."""
+    r, n = len(weights) // 2, image.shape[0]
+    if n == 0:
+        return image.copy()
+    # the rows of the page padded by reflection (d c b a | a b c d), repeated
+    # as scipy does where the page is shorter than the kernel
+    index = np.mod(np.arange(-r, n + r), 2 * n)
+    index = np.where(index >= n, 2 * n - 1 - index, index)
+    out = np.empty_like(image)
+    for a in range(0, n, SMOOTH_ROWS):
+        z = min(n, a + SMOOTH_ROWS)
+        src, m = image[index[a : z + 2 * r]].astype(np.float64), z - a
+        acc = src[r : r + m] * weights[r]
+        for j in range(r):  # scipy adds the outer pairs first
+            acc += (src[j : j + m] + src[2 * r - j : 2 * r - j + m]) * weights[j]
+        out[a:z] = acc
+    return out
 
 
 def binarize(
@@ -117,7 +179,7 @@ def binarize(
     """
     from skimage import filters
 
-    smooth = ndi.gaussian_filter(strength, sigma=1.0, truncate=2.0)
+    smooth = gaussian_smooth(strength, sigma=1.0, truncate=2.0)
     if method == "otsu":
         step = max(1, int(np.sqrt(smooth.size / 1_000_000)))
         sample = smooth[::step, ::step]
