@@ -23,3 +23,14 @@ def killing_task(job, options):
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return read_on_worker(job, options)
+
+
+def tf_threads() -> tuple[int, int]:
+    """The worker's TensorFlow thread pools (intra-op, inter-op)."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    return (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    )

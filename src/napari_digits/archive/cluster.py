@@ -154,6 +154,10 @@ class ModelPlugin(WorkerPlugin):
         # zeroed anew by the kernel: keep freed blocks for the next page
         reuse_freed_memory()
         models = engine_models()
+        # one thread a task, as Dask sets for numpy's libraries (OMP_NUM_THREADS)
+        from napari_digits.engine.devices import limit_threads
+
+        limit_threads(1)
         try:
             models.predict(self.model, np.zeros((1, 28, 28), np.uint8))
         except (ValueError, OSError) as exc:  # ModelFileError is a ValueError

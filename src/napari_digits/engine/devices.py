@@ -59,3 +59,23 @@ def device_scope(device: str) -> Iterator[str]:
     name = resolve_device(device)
     with tf.device(name):
         yield name
+
+
+def limit_threads(threads: int) -> bool:
+    """Give TensorFlow ``threads`` CPU threads for one op and between ops.
+
+    A Dask worker runs one task a thread, as many as its cores: TensorFlow's
+    default pools (one thread a core) would compete with the other tasks.
+    Must run before TensorFlow's first operation.
+
+    Returns
+    -------
+    bool
+        False where TensorFlow had already started (nothing changed).
+    """
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime is initialised: too late
+        return False
+    return True
