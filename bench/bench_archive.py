@@ -24,6 +24,7 @@ outside the repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -136,11 +137,24 @@ def _local(todo, predict):
     return (read_job(job, predict, ReadOptions()) for job in todo)
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this process and by each of its children."""
+    import psutil
+
+    me = psutil.Process()
+    used = {"client": sum(me.cpu_times()[:2])}
+    for proc in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            used[f"{proc.pid} {proc.name()}"] = sum(proc.cpu_times()[:2])
+    return used
+
+
 def _journal_run(jobs, read, out: str) -> dict:
     """Read through the journal as ``napari-digits read`` does; time each phase."""
     from napari_digits.archive.journal import Journal
 
     journal = Journal.open(out, settings={})
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     digits = skipped = 0
     for result in read(jobs):
@@ -150,6 +164,7 @@ def _journal_run(jobs, read, out: str) -> dict:
         journal.append(result.file, result.pages, result.rows)
         digits += len(result.rows)
     read_s = time.perf_counter() - start
+    used = {k: v - cpu.get(k, 0.0) for k, v in _cpu_seconds().items()}
     order = {job.path: job.order for job in jobs}
     start = time.perf_counter()
     rows = journal.finalise(out, order.get)
@@ -160,6 +175,7 @@ def _journal_run(jobs, read, out: str) -> dict:
         "pages_per_s": (len(jobs) - skipped) / read_s,
         "finalise_s": time.perf_counter() - start,
         "rows": rows,
+        "cpu_s": used,
     }
 
 
@@ -357,7 +373,8 @@ def run() -> list[dict]:
                 f"{r['pages']} pages, {r['digits']} digits in {r['read_s']:.1f} s; "
                 f"start-up {r['startup_s']:.1f} s; finalise {r['finalise_s']:.2f} s; "
                 f"peak RSS client {r['client_max_rss_mib']:.0f} MiB, workers {rss} "
-                f"MiB; TensorFlow in client: {r['tensorflow_in_client']}",
+                f"MiB; TensorFlow in client: {r['tensorflow_in_client']}; "
+                f"{_cpu_note(r)}",
             )
         )
     one, two = runs["--workers 1"], runs["--workers 2"]
@@ -371,6 +388,19 @@ def run() -> list[dict]:
         )
     rows.extend(_projection(runs, one, per_page))
     return rows
+
+
+def _cpu_note(run: dict) -> str:
+    """CPU a page of the client (with a LocalCluster's scheduler) and workers."""
+    used = dict(run["cpu_s"])
+    client = used.pop("client")
+    workers = sum(used.values())
+    pages = max(run["pages"], 1)
+    busy = (client + workers) / run["read_s"]
+    return (
+        f"CPU a page: client {client / pages * 1000:.0f} ms, workers "
+        f"{workers / pages * 1000:.0f} ms ({busy:.2f} cores busy)"
+    )
 
 
 def _projection(runs, one, per_page) -> list[dict]:
