@@ -48,6 +48,10 @@ def _dask_config(timeout: float) -> dict[str, object]:
         "distributed.scheduler.allowed-failures": 0,
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.comm.timeouts.connect": f"{timeout}s",
+        # no dashboard to feed: the scheduler's and nannies' system samples
+        # and event-loop ticks cost the client a third of its CPU a page
+        "distributed.admin.system-monitor.interval": "5s",
+        "distributed.admin.tick.interval": "1s",
     }
 
 
