@@ -108,7 +108,8 @@ def gaussian_smooth(
     array misses the cache at every pixel (six times the cost of the pass
     along rows). Here that pass runs on blocks of :data:`SMOOTH_ROWS` rows
     with numpy, in float64 and in the order of scipy's sums, so that the
-    result is identical; the pass along axis 1 is scipy's own.
+    result is identical; the pass along axis 1 is scipy's own, on each block
+    while it is in cache.
 
     Parameters
     ----------
@@ -126,12 +127,11 @@ def gaussian_smooth(
     x = np.arange(-radius, radius + 1)
     weights = np.exp(-0.5 / sigma**2 * x**2)
     weights /= weights.sum()  # scipy's _gaussian_kernel1d
-    rows = _rows_pass(np.asarray(image, np.float32), weights)
-    return ndi.correlate1d(rows, weights, axis=1, mode="reflect")
+    return _separable(np.asarray(image, np.float32), weights)
 
 
-def _rows_pass(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Correlate along axis 0 with symmetric ``weights`` (mode ``"reflect"``)."""
+def _separable(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Correlate along axis 0 then 1 with symmetric ``weights`` ("reflect")."""
     r, n = len(weights) // 2, image.shape[0]
     if n == 0:
         return image.copy()
@@ -146,7 +146,8 @@ def _rows_pass(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
         acc = src[r : r + m] * weights[r]
         for j in range(r):  # scipy adds the outer pairs first
             acc += (src[j : j + m] + src[2 * r - j : 2 * r - j + m]) * weights[j]
-        out[a:z] = acc
+        # the pass along rows while the block is in cache
+        ndi.correlate1d(acc.astype(np.float32), weights, 1, out[a:z], "reflect")
     return out
 
 
