@@ -32,7 +32,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_digits import kernels
-from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets import ensure_pool_threads, warm_imports
 from napari_digits._widgets._display import percentile_limits, selection_kept, wrap
 from napari_digits._widgets._kernel_grid import KernelGrid
 from napari_digits.kernels import CATALOGUE, KernelError
@@ -171,6 +171,7 @@ class KernelsWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         ensure_pool_threads()
+        warm_imports()
         self.viewer = viewer
         self._custom_name = ""
         self._preview_layer: Image | None = None

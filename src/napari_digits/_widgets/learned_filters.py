@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import annotations
 from napari_digits import learned_filters as lf
-from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets import ensure_pool_threads, warm_imports
 from napari_digits._widgets._display import (
     GAP_FRACTION,
     beside,
@@ -155,6 +155,7 @@ class LearnedFiltersWidget(QWidget):
         self._new_results = False
         self._queue: deque = deque()  # requests waiting for it
         ensure_pool_threads()
+        warm_imports()
         self._build()
         self._connect()
         self.warm_up()

@@ -34,7 +34,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_digits import annotations, corrections, results
-from napari_digits._widgets import ensure_pool_threads
+from napari_digits._widgets import ensure_pool_threads, warm_imports
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
 from napari_digits._widgets._reading_layers import (
@@ -183,6 +183,7 @@ class ScanWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         ensure_pool_threads()
+        warm_imports()
         self.viewer = viewer
         self.reading: Reading | None = None
         self.stack_rows: list[results.DigitRow] = []  # every plane read at once

@@ -28,9 +28,9 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from napari_digits._widgets import ensure_pool_threads
-from napari_digits._widgets._curves import TrainingCurves
+from napari_digits._widgets import ensure_pool_threads, warm_imports, when_warm
 from napari_digits._widgets._display import wrap
 from napari_digits._widgets._teaching import MistakesTable, show_evaluation
 from napari_digits.current_model import current_model
@@ -39,6 +39,8 @@ from napari_digits.engine.client import EngineError, get_engine
 
 if TYPE_CHECKING:
     import napari
+
+    from napari_digits._widgets._curves import TrainingCurves
 
 #: the engine role of the training widget (other widgets use "default")
 ENGINE_ROLE = "training"
@@ -235,6 +237,7 @@ class TrainingWidget(Container):
             labels=False,
         )
         ensure_pool_threads()
+        warm_imports()
         super().__init__(
             widgets=[
                 self._architecture,
@@ -253,15 +256,31 @@ class TrainingWidget(Container):
             ]
         )
         wrap(self._status)  # long messages must not widen the dock
-        self.curves = TrainingCurves()
-        self.native.layout().addWidget(self.curves)
+        # the curves' canvas once matplotlib is imported, in the background
+        self._curves: TrainingCurves | None = None
+        self._curves_box = QWidget()
+        self._curves_box.setLayout(QVBoxLayout())
+        self._curves_box.layout().setContentsMargins(0, 0, 0, 0)
+        self._curves_box.setMinimumSize(240, 220)
+        self.native.layout().addWidget(self._curves_box)
         self.mistakes = MistakesTable(viewer)
         self.native.layout().addWidget(self.mistakes)
         self._connect()
         self._apply_recipe(self._architecture.value)
         self._update_resume()
-        self._style_curves()
         self._list_devices()
+        when_warm(lambda: self._closed or self.curves)
+
+    @property
+    def curves(self) -> TrainingCurves:
+        """The loss and accuracy curves (made on first use)."""
+        if self._curves is None:
+            from napari_digits._widgets._curves import TrainingCurves
+
+            self._curves = TrainingCurves()
+            self._curves_box.layout().addWidget(self._curves)
+            self._style_curves()
+        return self._curves
 
     # -- wiring -----------------------------------------------------------
 
@@ -289,6 +308,8 @@ class TrainingWidget(Container):
     def _style_curves(self, event=None) -> None:
         from napari.utils.theme import get_theme
 
+        if self._curves is None:
+            return  # styled when made
         theme = get_theme(self._viewer.theme)
         self.curves.set_colors(
             theme.background.as_hex(), theme.text.as_hex(), theme.current.as_hex()
