@@ -236,6 +236,26 @@ def scenario_idle(viewer, probe: Probe) -> dict:
     return probe.row("idle viewer (baseline)")
 
 
+def scenario_plain_layers(viewer, probe: Probe) -> dict:
+    """No plugin: add a 64x64 Labels and a 64x64 Image layer to a plain viewer.
+
+    What napari itself costs the event loop for one small layer: the floor
+    under every scenario that shows a result as a new layer.
+    """
+    import pandas  # noqa: F401  (napari imports it for the first Labels layer)
+
+    viewer.open_sample("napari-digits", "portrait")
+    settle(probe)
+    probe.start()
+    probe.sleep(0.5)
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="labels")
+    probe.sleep(1.0)
+    viewer.add_image(np.zeros((64, 64), np.float32), name="image")
+    probe.sleep(1.0)
+    probe.stop()
+    return probe.row("plain napari, no plugin: add a 64x64 Labels, then Image layer")
+
+
 def scenario_open_docks(viewer, probe: Probe) -> dict:
     """Open the Kernels, Learned filters and Training docks, one by one."""
     viewer.open_sample("napari-digits", "portrait")
