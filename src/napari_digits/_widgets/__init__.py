@@ -2,7 +2,8 @@
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from qtpy.QtCore import QThreadPool, QTimer
 
@@ -58,3 +59,31 @@ def when_warm(callback: Callable[[], object], every_ms: int = 50) -> None:
 def _import_all() -> None:
     for name in LAZY_IMPORTS:
         importlib.import_module(name)
+
+
+class OneATurn:
+    """Run steps one per turn of the Qt event loop.
+
+    napari takes 60-250 ms of the GUI thread to add a layer here (Mesa
+    llvmpipe); a handler that adds four froze the viewer for their sum. One
+    step a turn lets the viewer draw and take input between them.
+    """
+
+    def __init__(self) -> None:
+        self._steps: deque[Callable[[], object]] = deque()
+
+    @property
+    def done(self) -> bool:
+        """True when no step is left."""
+        return not self._steps
+
+    def run(self, steps: Iterable[Callable[[], object]]) -> None:
+        """Drop the steps left, run the first of ``steps`` now, the others later."""
+        self._steps.clear()
+        self._steps.extend(steps)
+        self._next()
+
+    def _next(self) -> None:
+        if self._steps:
+            self._steps.popleft()()
+            QTimer.singleShot(0, self._next)

@@ -9,7 +9,7 @@ No algorithm lives here; these are display decisions.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -124,6 +124,16 @@ def selection_kept(viewer: Any) -> Iterator[None]:
         selection.update(chosen)
         if active in viewer.layers:
             selection.active = active
+
+
+def keeping_selection(viewer: Any, step: Callable[[], object]) -> Callable[[], None]:
+    """Return ``step`` run under :func:`selection_kept` (a deferred step)."""
+
+    def run() -> None:
+        with selection_kept(viewer):
+            step()
+
+    return run
 
 
 def wrap(label: Any) -> None:

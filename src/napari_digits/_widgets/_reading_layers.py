@@ -13,7 +13,6 @@ event loop.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image, Labels, Vectors
 from napari.utils.colormaps import DirectLabelColormap
-from qtpy.QtCore import QTimer
 
 from napari_digits import annotations, results
+from napari_digits._widgets import OneATurn
 from napari_digits.scan import Scan
 
 if TYPE_CHECKING:
@@ -106,17 +105,17 @@ class ReadingLayers:
     def __init__(self, viewer: napari.viewer.Viewer, on_click: Callable) -> None:
         self.viewer = viewer
         self.on_click = on_click
-        self._steps: deque[Callable[[], Any]] = deque()
+        self._steps = OneATurn()
 
     @property
     def ready(self) -> bool:
         """True when the last page's layers are all in place."""
-        return not self._steps
+        return self._steps.done
 
     def put(self, source: Image, reading: Reading) -> None:
         """Show a reading over its page, one layer per turn of the event loop."""
-        self._steps.clear()
         if not reading.rows:
+            self._steps.run([])
             for name in MINE:
                 if name in self.viewer.layers:
                     self.viewer.layers.remove(name)
@@ -126,7 +125,7 @@ class ReadingLayers:
         step = reading.readings_scale * unit
         over = {"scale": step, "translate": where["translate"] + (step - unit) / 2}
         width = max(1.0, reading.scan.digit_height / 12)
-        self._steps.extend(
+        self._steps.run(
             [
                 lambda: self._put_labels(reading, where),
                 lambda: self._put(
@@ -148,12 +147,6 @@ class ReadingLayers:
                 lambda: self._finish(reading),
             ]
         )
-        self._next_step()
-
-    def _next_step(self) -> None:
-        if self._steps:
-            self._steps.popleft()()
-            QTimer.singleShot(0, self._next_step)
 
     def _put_labels(self, reading: Reading, where: dict) -> None:
         labels = self._put(LABELS_LAYER, Labels, reading.labels, where, opacity=0.4)

@@ -15,6 +15,8 @@ crashes the viewer (README, Known issues).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from napari_digits import annotations
-from napari_digits._widgets._display import beside, scene_extent, selection_kept
+from napari_digits._widgets._display import beside, keeping_selection, scene_extent
 from napari_digits.evaluation import Mistakes
 
 CONFUSION_LAYER = "confusion matrix"
@@ -39,10 +41,13 @@ CELL_TEXELS = 48
 GALLERY_TEXELS, GALLERY_GLYPH = 2, 10
 
 
-def show_evaluation(
+def evaluation_steps(
     viewer: Any, confusion: np.ndarray, mistakes: Mistakes, images: np.ndarray
-) -> None:
-    """Add (or update) the confusion matrix and the gallery beside the scene.
+) -> list[Callable[[], None]]:
+    """Return the steps that add (or update) the confusion matrix and gallery.
+
+    One layer a step, to be run one per turn of the event loop
+    (:class:`~napari_digits._widgets.OneATurn`); placed beside the scene.
 
     Parameters
     ----------
@@ -60,16 +65,18 @@ def show_evaluation(
     )
     where = beside(scene, confusion.shape, pixel=None if scene is not None else 10)
     pixel = where["scale"][0]
-    with selection_kept(viewer):
-        _show_confusion(viewer, confusion, where)
-        gallery = images[mistakes.index] if len(mistakes) else np.zeros((0, 28, 28))
-        right = where["translate"][1] + 10 * pixel * 1.05
-        place = {
-            "scale": (1, pixel * 10 / 28, pixel * 10 / 28),
-            "translate": (0, where["translate"][0], right),
-        }
-        _show_gallery(viewer, gallery.astype(np.uint8), mistakes, place)
-    viewer.reset_view()
+    gallery = images[mistakes.index] if len(mistakes) else np.zeros((0, 28, 28))
+    right = where["translate"][1] + 10 * pixel * 1.05
+    place = {
+        "scale": (1, pixel * 10 / 28, pixel * 10 / 28),
+        "translate": (0, where["translate"][0], right),
+    }
+    steps = [
+        *_confusion_steps(viewer, confusion, where),
+        *_gallery_steps(viewer, gallery.astype(np.uint8), mistakes, place),
+        viewer.reset_view,
+    ]
+    return [keeping_selection(viewer, step) for step in steps]
 
 
 def _set_layer(viewer: Any, kind: str, name: str, data: Any, **kwargs: Any) -> Any:
@@ -99,11 +106,11 @@ def _colour(name: str) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict={None: name, 0: "transparent"})
 
 
-def _show_confusion(viewer: Any, confusion: np.ndarray, where: dict) -> None:
+def _confusion_steps(viewer: Any, confusion: np.ndarray, where: dict) -> list:
     off_diagonal = confusion[~np.eye(10, dtype=bool)]
     top = max(int(off_diagonal.max(initial=0)), 1)  # errors visible, not the diagonal
-    _set_layer(
-        viewer, "image", CONFUSION_LAYER, confusion.astype(np.float32),
+    matrix = partial(
+        _set_layer, viewer, "image", CONFUSION_LAYER, confusion.astype(np.float32),
         colormap="viridis", contrast_limits=(0, top), interpolation2d="nearest",
         **where,
     )  # fmt: skip
@@ -116,27 +123,32 @@ def _show_confusion(viewer: Any, confusion: np.ndarray, where: dict) -> None:
     colours = DirectLabelColormap(
         color_dict={None: "white", 0: "transparent", 1: "white", 2: "black"}
     )
-    _set_layer(
-        viewer, "labels", COUNTS_LAYER, counts, colormap=colours,
+    cells = partial(
+        _set_layer, viewer, "labels", COUNTS_LAYER, counts, colormap=colours,
         **_glyphs_over(where, CELL_TEXELS),
     )  # fmt: skip
+    return [matrix, cells]
 
 
-def _show_gallery(
+def _gallery_steps(
     viewer: Any, gallery: np.ndarray, mistakes: Mistakes, place: dict
-) -> None:
+) -> list:
     if not len(mistakes):
-        return
-    _set_layer(
-        viewer, "image", GALLERY_LAYER, gallery, colormap="gray",
-        contrast_limits=(0, 255), **place,
-    )  # fmt: skip
-    layer = viewer.layers[GALLERY_LAYER]
-    layer.metadata["mistakes"] = mistakes.table()
-    _set_layer(
-        viewer, "labels", GALLERY_LABELS, gallery_labels(mistakes),
+        return []
+    table = mistakes.table()
+
+    def digits() -> None:
+        layer = _set_layer(
+            viewer, "image", GALLERY_LAYER, gallery, colormap="gray",
+            contrast_limits=(0, 255), **place,
+        )  # fmt: skip
+        layer.metadata["mistakes"] = table
+
+    labels = partial(
+        _set_layer, viewer, "labels", GALLERY_LABELS, gallery_labels(mistakes),
         colormap=_colour("yellow"), **_glyphs_over(place, GALLERY_TEXELS),
     )  # fmt: skip
+    return [digits, labels]
 
 
 def gallery_labels(mistakes: Mistakes) -> np.ndarray:

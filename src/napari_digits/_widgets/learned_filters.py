@@ -22,10 +22,11 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import annotations
 from napari_digits import learned_filters as lf
-from napari_digits._widgets import ensure_pool_threads, warm_imports
+from napari_digits._widgets import OneATurn, ensure_pool_threads, warm_imports
 from napari_digits._widgets._display import (
     GAP_FRACTION,
     beside,
+    keeping_selection,
     percentile_limits,
     scene_extent,
     selection_kept,
@@ -154,6 +155,7 @@ class LearnedFiltersWidget(QWidget):
         self.worker = None  # the running background worker, if any
         self._new_results = False
         self._queue: deque = deque()  # requests waiting for it
+        self._layers = OneATurn()  # results shown, a layer a turn
         ensure_pool_threads()
         warm_imports()
         self._build()
@@ -269,7 +271,7 @@ class LearnedFiltersWidget(QWidget):
     @property
     def busy(self) -> bool:
         """Whether a background request of this widget is running or waiting."""
-        return self.worker is not None or bool(self._queue)
+        return self.worker is not None or bool(self._queue) or not self._layers.done
 
     def _on_error(self, exc: Exception) -> None:
         if self.status.value == "starting engine...":
@@ -306,15 +308,21 @@ class LearnedFiltersWidget(QWidget):
         tiles, matches, table = view
         self.conv, self.matches = conv, matches
         self._new_results = False
-        with selection_kept(self.viewer):
-            self._show_tiles(tiles, source, table)
-            self._show_labels(tiles, table)
-        if self._new_results:
-            self.viewer.reset_view()  # bring the new tiles into view
         _, _, channels, filters = conv.kernel.shape
         self._fill_table(table)
         self.table.setColumnHidden(1, channels == 1)
         self.filter_index.max, self.channel.max = filters - 1, channels - 1
+        steps = [
+            partial(self._show_tiles, tiles, source, table),
+            partial(self._show_labels, tiles, table),
+        ]
+        self._layers.run(  # a layer a turn of the event loop
+            [*(keeping_selection(self.viewer, step) for step in steps), self._into_view]
+        )
+
+    def _into_view(self) -> None:
+        if self._new_results:
+            self.viewer.reset_view()  # bring the new tiles into view
 
     def _scene(self) -> np.ndarray | None:
         """Return the extent of the user's layers (not this dock's results)."""
@@ -349,6 +357,8 @@ class LearnedFiltersWidget(QWidget):
         another crashes the viewer (README, Known issues). Tile ``k`` is
         label ``k + 1``: hovering it shows its row of the table.
         """
+        if FILTERS_LAYER not in self.viewer.layers:
+            return  # removed by the user before this turn
         texts = [str(f) for f in tiles.filters]
         data = annotations.box_labels(tiles.boxes, texts, tiles.image.shape, TEXELS)
         features = {"index": np.arange(1, len(texts) + 1), **table}

@@ -30,9 +30,14 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from napari_digits._widgets import ensure_pool_threads, warm_imports, when_warm
+from napari_digits._widgets import (
+    OneATurn,
+    ensure_pool_threads,
+    warm_imports,
+    when_warm,
+)
 from napari_digits._widgets._display import wrap
-from napari_digits._widgets._teaching import MistakesTable, show_evaluation
+from napari_digits._widgets._teaching import MistakesTable, evaluation_steps
 from napari_digits.current_model import current_model
 from napari_digits.engine import protocol as p
 from napari_digits.engine.client import EngineError, get_engine
@@ -199,6 +204,7 @@ class TrainingWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self._worker = None
+        self._teaching = OneATurn()  # the evaluation's layers, one a turn
         self._pbar: progress | None = None
         self._bar_time = 0.0
         self._gpus: list[str] = []  # filled by the engine's device list
@@ -342,7 +348,7 @@ class TrainingWidget(Container):
         device = self._device.value
         gpus = self._gpus
         on_gpu = device in gpus or (device in ("auto", "gpu") and bool(gpus))
-        self._mixed.enabled = on_gpu and not self.running
+        self._mixed.enabled = on_gpu and self._worker is None
         if not on_gpu:
             self._mixed.value = False
 
@@ -383,12 +389,12 @@ class TrainingWidget(Container):
 
     @property
     def running(self) -> bool:
-        """Whether a training runs now."""
-        return self._worker is not None
+        """Whether a training or evaluation runs (or its layers are being added)."""
+        return self._worker is not None or not self._teaching.done
 
     def start(self, config: p.TrainConfig | None = None) -> None:
         """Start a training (the form's configuration unless one is given)."""
-        if self.running:
+        if self._worker is not None:
             return
         try:
             if isinstance(config, p.TrainConfig):
@@ -479,7 +485,7 @@ class TrainingWidget(Container):
 
     def stop(self) -> None:
         """Ask the training to stop after its current batch (weights kept)."""
-        if self.running:
+        if self._worker is not None:
             get_engine(ENGINE_ROLE).stop()
             self._status.value = "Stopping after this batch…"
             self._stop.enabled = False
@@ -491,7 +497,7 @@ class TrainingWidget(Container):
 
     def evaluate(self, limit: int | None = None) -> None:
         """Evaluate the current model; show its confusion matrix and mistakes."""
-        if self.running:
+        if self._worker is not None:
             return
         mnist = str(self._mnist.value)
         request = p.Evaluate(
@@ -574,7 +580,7 @@ class TrainingWidget(Container):
     def _update_resume(self, *_) -> None:
         """Offer Resume only when idle and a checkpoint sits at the output path."""
         out = Path(self._out.value).expanduser()
-        self._resume.enabled = not self.running and out.is_file()
+        self._resume.enabled = self._worker is None and out.is_file()
 
     # -- GUI-thread handlers ----------------------------------------------
 
@@ -661,7 +667,8 @@ class TrainingWidget(Container):
                 self.evaluate(self._limit)
 
     def _show_evaluation(self, evaluation: p.Evaluation, mistakes, images) -> None:
-        show_evaluation(self._viewer, evaluation.confusion, mistakes, images)
+        steps = evaluation_steps(self._viewer, evaluation.confusion, mistakes, images)
+        self._teaching.run(steps)  # a layer a turn of the event loop
         self.mistakes.fill(mistakes)
         self._status.value = (
             f"{Path(str(current_model.path)).name}: test accuracy "
