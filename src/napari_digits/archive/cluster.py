@@ -49,9 +49,12 @@ def _dask_config(timeout: float) -> dict[str, object]:
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.comm.timeouts.connect": f"{timeout}s",
         # no dashboard to feed: the scheduler's and nannies' system samples
-        # and event-loop ticks cost the client a third of its CPU a page
+        # and event-loop ticks cost the client a third of its CPU a page, and
+        # each worker's statistical profiler (a sample every 10 ms) 1-2% of
+        # its CPU
         "distributed.admin.system-monitor.interval": "5s",
         "distributed.admin.tick.interval": "1s",
+        "distributed.worker.profile.enabled": False,
     }
 
 
