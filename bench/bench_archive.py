@@ -229,6 +229,11 @@ def _env() -> dict[str, str]:
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
         "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+        # what napari_digits.archive.cluster sets for its LocalCluster, and
+        # the README for `dask scheduler` and `dask worker`
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+        "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+        "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
     }
 
 

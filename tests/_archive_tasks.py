@@ -34,3 +34,13 @@ def tf_threads() -> tuple[int, int]:
         threading.get_intra_op_parallelism_threads(),
         threading.get_inter_op_parallelism_threads(),
     )
+
+
+def dashboard_samplers() -> tuple[bool, str]:
+    """The worker's profiler switch and tick interval (no dashboard to feed)."""
+    import dask
+
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+    )

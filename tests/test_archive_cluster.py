@@ -91,6 +91,8 @@ def test_a_killed_worker_loses_nothing_and_a_page_that_kills_twice_is_skipped(
         assert cluster.load_model(client, str(shipped_model_path())) == 2
         # one TensorFlow thread a worker thread, as Dask does for numpy's libraries
         assert set(client.run(_archive_tasks.tf_threads).values()) == {(1, 1)}
+        samplers = client.run(_archive_tasks.dashboard_samplers).values()
+        assert set(samplers) == {(False, "1s")}
         for result in cluster.stream(
             client, jobs, ReadOptions(), task=_archive_tasks.killing_task
         ):
