@@ -27,9 +27,11 @@ def main() -> int:
     _, widget = viewer.window.add_plugin_dock_widget("napari-digits", "Read digits")
     widget.start()
     wait_for(
-        lambda: BOXES_LAYER in viewer.layers
-        and widget.run_button.enabled
-        and widget.layers_ready,
+        lambda: (
+            BOXES_LAYER in viewer.layers
+            and widget.run_button.enabled
+            and widget.layers_ready
+        ),
         180,
         "reading the page",
     )
