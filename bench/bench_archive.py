@@ -105,7 +105,9 @@ def child(mode: str, folder: str, out: str, scheduler: str | None = None) -> dic
     start = time.perf_counter()
     record: dict = {}
     if mode == "sequential":
-        predict = _sequential_predictor(model)
+        from napari_digits.cli.read import _predictor
+
+        predict = _predictor(model)  # as `napari-digits read` loads it
         record["startup_s"] = time.perf_counter() - start
         record.update(_journal_run(jobs, lambda todo: _local(todo, predict), out))
         record["workers_max_rss_mib"] = []
@@ -123,17 +125,6 @@ def child(mode: str, folder: str, out: str, scheduler: str | None = None) -> dic
     record["client_max_rss_mib"] = _max_rss_mib()
     record["tensorflow_in_client"] = "tensorflow" in sys.modules
     return record
-
-
-def _sequential_predictor(model: str):
-    from napari_digits.allocator import reuse_freed_memory
-    from napari_digits.cli._engine import engine_models
-
-    reuse_freed_memory()  # as `napari-digits read` does
-
-    models = engine_models()
-    models.predict(model, np.zeros((1, 28, 28), np.uint8))
-    return lambda crops: models.predict(model, crops)
 
 
 def _local(todo, predict):
