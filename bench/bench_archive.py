@@ -218,13 +218,20 @@ def _env() -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src,
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-        "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
-        # what napari_digits.archive.cluster sets for its LocalCluster, and
-        # the README for `dask scheduler` and `dask worker`
-        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-        "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
-        "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+        **_dask_env(),
+    }
+
+
+def _dask_env() -> dict[str, str]:
+    """The LocalCluster's Dask settings as variables, for `dask scheduler`/`worker`.
+
+    The same settings the README gives for a cluster of one's own.
+    """
+    from napari_digits.archive.cluster import CONNECT_TIMEOUT, _dask_config
+
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in _dask_config(CONNECT_TIMEOUT).items()
     }
 
 
