@@ -160,10 +160,10 @@ class ModelPlugin(WorkerPlugin):
         # the nanny's MALLOC_TRIM_THRESHOLD_=65536 has every page-sized array
         # zeroed anew by the kernel: keep freed blocks for the next page
         reuse_freed_memory()
-        models = engine_models()
-        # one thread a task, as Dask sets for numpy's libraries (OMP_NUM_THREADS)
-        from napari_digits.engine.devices import limit_threads
+        models = engine_models()  # TensorFlow imported, not started
+        from napari_digits.engine.devices import limit_threads  # needs TensorFlow
 
+        # one thread a task, as Dask sets for numpy's libraries (OMP_NUM_THREADS)
         limit_threads(1)
         try:
             models.predict(self.model, np.zeros((1, 28, 28), np.uint8))
