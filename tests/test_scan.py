@@ -145,6 +145,14 @@ def test_specks_and_blobs_are_not_digits(mnist):
     assert all(r.bbox[1] < 600 for r in scan.regions)
 
 
+def test_a_solid_upright_bar_is_a_digit(mnist):
+    page = paste(first(mnist, 3))
+    page[60:120, 700:730] = 0.05  # a 1 of a broad pen, or fattened by a form
+    scan = find_digits(page)
+    assert len(scan) == 4
+    assert any(r.bbox[1] == 700 for r in scan.regions)
+
+
 def test_broken_digit_is_merged_into_one(mnist):
     seven = mnist.x_test[0]  # a 7
     assert mnist.y_test[0] == 7

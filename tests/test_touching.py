@@ -102,3 +102,29 @@ def test_touching_pairs_are_read_as_two_digits(mnist, engine, digit):
     assert len(lines) == 3
     for values in lines.values():
         assert values == [digit, digit]
+
+
+def test_a_form_of_square_digits_is_not_over_cut(mnist, engine):
+    """Forms that stretch every digit to a square box: one digit, one row."""
+    from napari_digits.current_model import shipped_model_path
+    from napari_digits.engine.protocol import Predict
+    from napari_digits.results import read_page
+
+    model = str(shipped_model_path())
+
+    def predict(crops):
+        return engine.call(Predict(model=model, images=crops))
+
+    digits = mnist.x_test[mnist.y_test != 1][:40]  # a 1 would be a solid square
+    ink = np.zeros((4 * 90 + 40, 10 * 90 + 40))
+    for k, d in enumerate(digits):
+        rows, cols = np.nonzero(d > 80)
+        tight = d[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] / 255
+        square = ndi.zoom(tight, (60 / tight.shape[0], 60 / tight.shape[1]), order=1)
+        r, c = 40 + (k // 10) * 90, 40 + (k % 10) * 90
+        ink[r : r + 60, c : c + 60] = np.clip(square, 0, 1)[:60, :60]
+    _, rows, _ = read_page(0.9 - 0.8 * ink, predict)
+    assert len(rows) == len(digits)
+    assert {(r.min_row - 40) // 90 * 10 + (r.min_col - 40) // 90 for r in rows} == set(
+        range(len(digits))
+    )

@@ -126,14 +126,16 @@ def digit_like(boxes: np.ndarray, areas: np.ndarray, height: float) -> np.ndarra
     Rejected: taller than 1.8 digit heights or wider than 6 (ruled lines,
     borders, long strokes); shorter than 0.45 digit heights (dust, dashes,
     printed text); less ink than 5% of a digit height squared (hairlines);
-    solid blobs (over 75% of the box inked, both sides over 0.4 heights).
+    solid blobs (over 75% of the box inked, both sides over 0.4 heights, and
+    not tall: a solid upright bar is a 1 written with a broad pen, or scanned
+    by a form reader that fattens narrow digits to fill their box).
     """
     h = (boxes[:, 2] - boxes[:, 0]).astype(float)
     w = (boxes[:, 3] - boxes[:, 1]).astype(float)
     fill = areas / np.maximum(h * w, 1)
     too_big = (h > 1.8 * height) | (w > 6 * height)
     too_small = (h < 0.45 * height) | (areas < 0.05 * height**2)
-    blob = (fill > 0.75) & (h > 0.4 * height) & (w > 0.4 * height)
+    blob = (fill > 0.75) & (h > 0.4 * height) & (w > 0.4 * height) & (w > 0.75 * h)
     return ~(too_big | too_small | blob)
 
 

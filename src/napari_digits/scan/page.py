@@ -25,10 +25,12 @@ from napari_digits.scan.regions import (
 )
 from napari_digits.scan.touching import (
     CONFIDENT,
+    MANY_DIGITS,
     MIN_PIECE_HEIGHT,
     SURE_SPLIT,
     TOUCHING,
     TRY_SPLIT,
+    WIDER_THAN_MOST,
     Sheared,
     _pieces,
     best_path,
@@ -142,8 +144,11 @@ def plan_cuts(
 ) -> tuple[dict[int, list[tuple[np.ndarray, np.ndarray]]], dict[int, np.ndarray]]:
     """Choose where to cut each wide component by the classifier's confidence.
 
-    A component wider than ``TRY_SPLIT`` digit heights (and, up to
-    ``SURE_SPLIT``, crossing two strokes a row) that is wider than
+    A component wider than ``TRY_SPLIT`` digit heights (on a page of at
+    least ``MANY_DIGITS`` digits, also wider than ``WIDER_THAN_MOST`` times
+    their median width: forms that stretch every digit to a square box),
+    crossing two strokes a row when it is narrower than ``SURE_SPLIT``, that
+    is wider than
     ``TOUCHING`` digit heights or that the classifier does not read as one
     digit with confidence (:data:`CONFIDENT`, stroke penalty included) is
     over-cut: every candidate piece is cropped, all are classified in one
@@ -161,7 +166,13 @@ def plan_cuts(
         Component label -> the crop of the whole component, where one was
         made (to be reused when it is not cut).
     """
-    wide, wholes = _doubtful(labels, boxes, strength, height, margin, classify)
+    try_from = TRY_SPLIT * height
+    widths = [b[3] - b[1] for b in boxes]
+    if len(widths) >= MANY_DIGITS:
+        try_from = max(try_from, WIDER_THAN_MOST * float(np.median(widths)))
+    wide, wholes = _doubtful(
+        labels, boxes, strength, height, margin, classify, try_from
+    )
     jobs, crops, masks = [], [], []
     for i, box, sheared in wide:
         nodes, pieces = candidate_pieces(sheared.mask, height)
@@ -185,7 +196,7 @@ def plan_cuts(
     return plans, wholes
 
 
-def _doubtful(labels, boxes, strength, height, margin, classify) -> tuple:
+def _doubtful(labels, boxes, strength, height, margin, classify, try_from) -> tuple:
     """Return the components to over-cut and the crops made of whole ones.
 
     The components come as ``(label, box, Sheared)``; the crops as a dict
@@ -195,7 +206,7 @@ def _doubtful(labels, boxes, strength, height, margin, classify) -> tuple:
     for i, b in enumerate(boxes, start=1):
         box = tuple(int(v) for v in b)
         width = box[3] - box[1]
-        if width <= TRY_SPLIT * height:
+        if width <= try_from:
             continue
         own = labels[box[0] : box[2], box[1] : box[3]] == i
         sheared = Sheared(own, slant(own))

@@ -81,6 +81,12 @@ def _parts(own: np.ndarray, height: float) -> int:
 #: (up to ``SURE_SPLIT``, only when their rows cross two strokes or more)
 TRY_SPLIT = 0.4
 SURE_SPLIT = 0.8
+#: on a page of at least ``MANY_DIGITS`` digits, only components wider than
+#: ``WIDER_THAN_MOST`` times their median width are tried: where every digit
+#: is as wide as tall (forms that stretch digits to a square box), a single
+#: digit is not two
+MANY_DIGITS = 20
+WIDER_THAN_MOST = 1.2
 #: a piece is at most this many digit heights wide
 MAX_PIECE = 1.3
 #: a piece is at least this many digit heights wide, tall and this inked
