@@ -294,6 +294,34 @@ def test_stack_reads_the_current_plane(viewer_and_widget, qtbot, messages):
     assert len(widget.rows) > 20
 
 
+def test_punctuation_is_shown_as_marks_when_asked(
+    viewer_and_widget, qtbot, mnist_dir, tmp_path
+):
+    from scipy import ndimage as ndi
+
+    from napari_digits.data import load_mnist
+
+    viewer, widget = viewer_and_widget
+    digits = load_mnist(mnist_dir).x_test[:3]
+    ink = np.zeros((200, 420))
+    for k, d in enumerate(digits):  # "72.1" with the point between 2 and 1
+        col = 20 + 90 * k + (40 if k == 2 else 0)
+        ink[40:124, col : col + 84] = ndi.zoom(d / 255.0, 3, order=1)
+    ink[104:116, 215:227] = 1.0  # the point, on the line, clear of both digits
+    page = viewer.add_image((230 - 200 * np.clip(ink, 0, 1)).astype(np.uint8))
+
+    run(widget, qtbot, page)
+    assert [r.value for r in widget.rows] == [7, 2, 1]
+    widget.marks.value = True
+    run(widget, qtbot, page)
+    values = [r.value for r in sorted(widget.rows, key=lambda r: r.min_col)]
+    assert values == [7, 2, -1, 1]
+    assert sorted(viewer.layers[LABELS_LAYER].features["read"]) == [-1, 1, 2, 7]
+    out = tmp_path / "marks.csv"
+    widget.export_csv(str(out))
+    assert sorted(r.prediction for r in read_csv(out)) == [-1, 1, 2, 7]
+
+
 CRASH_WORKFLOW = """
 import time
 import napari

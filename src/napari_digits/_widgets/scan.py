@@ -226,6 +226,11 @@ class ScanWidget(QWidget):
             step=0.05,
         )
         self.split = CheckBox(text="split touching digits", value=True)
+        self.marks = CheckBox(text="show punctuation (read -1)", value=False)
+        self.marks.tooltip = (
+            "points, commas, dashes and = beside the digits get rows of their own, "
+            "read -1; they are never part of a number"
+        )
         self.every_plane = CheckBox(text="every plane of a stack", value=False)
         self.run_button = PushButton(text="Find and classify")
         self.export_button = PushButton(text="Export CSV...")
@@ -249,6 +254,7 @@ class ScanWidget(QWidget):
                 self.number_gap,
                 self.review,
                 self.split,
+                self.marks,
                 self.every_plane,
                 self.run_button,
                 self.export_button,
@@ -282,6 +288,7 @@ class ScanWidget(QWidget):
             "min_contrast": self.min_contrast.value,
             "digit_height": self.digit_height.value or None,
             "split_touching": self.split.value,
+            "marks": self.marks.value,
             "number_gap": self.number_gap.value,
         }
 
