@@ -20,7 +20,6 @@ from napari_digits.results import (
     score,
     to_features,
     top_two,
-    two_looks,
     write_csv,
 )
 from napari_digits.scan import DigitRegion, Scan
@@ -152,33 +151,3 @@ def test_corrections_survive_reading_the_page_again():
     assert count == 1 and carried[2].corrected == 9
     other_file = [replace(r, file="other.png") for r in again]
     assert carry_corrections(rows, other_file)[1] == 0
-
-
-def test_two_looks_reads_each_crop_as_it_is_and_narrowed_in_one_call():
-    from napari_digits.scan import narrowed, normalize_crop
-
-    wide = normalize_crop(np.ones((12, 20)))  # a flat bar: 20 wide, 12 tall
-    crops = np.stack([wide, np.zeros_like(wide)])
-    calls = []
-
-    def predict(batch):
-        calls.append(batch.copy())
-        p = np.zeros((len(batch), 10), np.float32)
-        p[:, 0] = np.arange(len(batch))  # each crop's place in the batch
-        return p
-
-    probs = two_looks(predict)(crops)
-    [batch] = calls
-    np.testing.assert_array_equal(batch[:2], crops)
-    np.testing.assert_array_equal(batch[2:], narrowed(crops))
-    np.testing.assert_allclose(probs[:, 0], [(0 + 2) / 2, (1 + 3) / 2])
-
-
-def test_narrowed_keeps_the_height_and_takes_a_quarter_off_the_width():
-    from napari_digits.scan import narrowed, normalize_crop
-
-    crops = np.stack([normalize_crop(np.ones((20, 16))), np.zeros((28, 28), np.uint8)])
-    out = narrowed(crops)
-    ink = out[0] > 128
-    assert ink.any(axis=1).sum() == 20 and ink.any(axis=0).sum() == 12
-    assert out.dtype == np.uint8 and not out[1].any()

@@ -258,35 +258,6 @@ def _row(file, region, order, pred, prob, runner, runner_p) -> DigitRow:
     )
 
 
-def two_looks(predict: Predict) -> Predict:
-    """Classify each crop as it is and 3/4 as wide, and average the two.
-
-    Forms stretch digits to fill their box and many hands write wider than
-    MNIST's writers; averaging with a narrowed look
-    (:func:`napari_digits.scan.narrowed`) reads them better (``bench/run.py
-    real``: ORAND-CAR-A +0.9, Semeion +0.6, optdigits +0.3 points of digits
-    read correctly) at the cost of a second pass of the classifier, in the
-    same call.
-
-    Parameters
-    ----------
-    predict : callable
-        Maps ``(N, 28, 28)`` uint8 crops to ``(N, C)`` probabilities.
-
-    Returns
-    -------
-    callable
-        The same mapping, averaged over the two looks.
-    """
-    from napari_digits.scan import narrowed
-
-    def both(crops: np.ndarray) -> np.ndarray:
-        probs = np.asarray(predict(np.concatenate([crops, narrowed(crops)])))
-        return (probs[: len(crops)] + probs[len(crops) :]) / 2
-
-    return both
-
-
 def read_page(
     image: np.ndarray,
     predict: Predict,
@@ -304,8 +275,7 @@ def read_page(
         The page (see :func:`napari_digits.scan.to_gray`).
     predict : callable
         Maps ``(N, 28, 28)`` uint8 crops to ``(N, 10)`` probabilities; it is
-        not called when no digit was found. Each crop is read twice
-        (:func:`two_looks`).
+        not called when no digit was found.
     file : str
         Name written in the table's ``file`` column.
     page : int
@@ -324,7 +294,6 @@ def read_page(
     """
     from napari_digits.scan import find_digits
 
-    predict = two_looks(predict)
     scan = find_digits(image, classify=predict, **scan_options)  # type: ignore[arg-type]
     probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
     rows = build_table(scan, probs, file=file, page=page, number_gap=number_gap)

@@ -52,7 +52,7 @@ from napari_digits.scan.components import (
     estimate_digit_height,
     merge_fragments,
 )
-from napari_digits.scan.crops import FRINGE, narrowed, normalize_crop
+from napari_digits.scan.crops import FRINGE, normalize_crop
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import background, binarize, detect_ink, ink_strength
 from napari_digits.scan.page import find_digits
@@ -88,7 +88,6 @@ __all__ = [
     "find_digits",
     "ink_strength",
     "merge_fragments",
-    "narrowed",
     "normalize_crop",
     "split_columns",
     "to_gray",

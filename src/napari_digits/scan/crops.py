@@ -55,46 +55,6 @@ def normalize_crop(
     return np.round(out, out=out).astype(np.uint8)
 
 
-def narrowed(crops: np.ndarray, factor: float = 0.75) -> np.ndarray:
-    """Return MNIST-style crops with their ink ``factor`` times as wide.
-
-    Each crop's ink is cut to its box, resized to ``factor`` of its width
-    (an area average) and normalised again (:func:`normalize_crop`): a second
-    look at digits that a form stretched to its box, or that a hand wrote
-    wide.
-
-    Parameters
-    ----------
-    crops : ndarray
-        uint8 ``(N, 28, 28)``, white ink on black.
-    factor : float
-        The new width over the old.
-
-    Returns
-    -------
-    ndarray
-        uint8, the shape of ``crops``; blank crops stay blank.
-
-    Examples
-    --------
-    >>> crop = normalize_crop(np.ones((20, 20)))
-    >>> ink = narrowed(crop[None])[0] > 128
-    >>> int(ink.any(axis=1).sum()), int(ink.any(axis=0).sum())
-    (20, 15)
-    """
-    out = np.zeros_like(crops)
-    for i, crop in enumerate(crops):
-        rows = np.flatnonzero(crop.max(axis=1))
-        cols = np.flatnonzero(crop.max(axis=0))
-        if rows.size == 0:
-            continue
-        ink = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / np.float32(255)
-        width = max(1, round(ink.shape[1] * factor))
-        small = resize(ink, (ink.shape[0], width), area=True)
-        out[i] = normalize_crop(np.clip(small, 0, 1))
-    return out
-
-
 def _center_of_mass(image: np.ndarray) -> tuple[float, float]:
     """``scipy.ndimage.center_of_mass`` of a 2D image, the same sums, cheaper."""
     total = image.sum()
