@@ -45,3 +45,48 @@ def test_font_digits_render_centred_crops():
         rows, cols = np.nonzero(image > 30)
         side = max(np.ptp(rows), np.ptp(cols)) + 1
         assert 18 <= side <= 21
+
+
+@pytest.fixture(scope="module")
+def ones_and_sevens(mnist_dir):
+    from napari_digits.data import load_mnist
+
+    m = load_mnist(mnist_dir)
+    pick = np.concatenate(
+        [np.flatnonzero(m.y_train == 1)[:30], np.flatnonzero(m.y_train == 7)[:30]]
+    )
+    canvas = np.zeros((len(pick), augment.CANVAS, augment.CANVAS), np.float32)
+    o = (augment.CANVAS - 28) // 2
+    canvas[:, o : o + 28, o : o + 28] = m.x_train[pick] / 255.0
+    return canvas, m.y_train[pick]
+
+
+def test_continental_ones_get_an_upstroke_and_sevens_a_bar(ones_and_sevens):
+    canvas, labels = ones_and_sevens
+    out = augment.continental(canvas, labels, np.random.default_rng(0), p=1.0)
+    assert (out >= canvas).all()  # strokes are only added
+    added = (out > 0.5) & ~(canvas > 0.5)
+    drawn_on_ink = 0
+    for before, new, label in zip(canvas, added, labels, strict=True):
+        rows = np.flatnonzero((before > 0.5).any(axis=1))
+        top, height = rows[0], rows[-1] - rows[0] + 1
+        if new.sum() < 8:
+            drawn_on_ink += 1  # a broken stem, or a bar along the ink
+            continue
+        r, c = np.nonzero(new)
+        if label == 1:  # the up-stroke leaves the top, down to the left
+            first_col = np.flatnonzero((before[top : top + 2] > 0.5).any(axis=0))
+            upper = r < top + 0.75 * height
+            assert c[upper].min() < first_col.min() - 2 and r.min() <= top + 2
+            assert (r[~upper] >= rows[-1] - 2).all()  # a foot, if any, at the base
+        else:  # the bar crosses the stem around the middle
+            assert top + 0.3 * height < np.median(r) < top + 0.8 * height
+            assert np.ptp(c) > np.ptp(r)
+    assert drawn_on_ink <= 0.1 * len(canvas)
+
+
+def test_continental_leaves_other_digits_alone(ones_and_sevens):
+    canvas, _ = ones_and_sevens
+    others = np.full(len(canvas), 3)
+    out = augment.continental(canvas, others, np.random.default_rng(0), p=1.0)
+    np.testing.assert_array_equal(out, canvas)

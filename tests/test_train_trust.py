@@ -157,6 +157,8 @@ def test_bad_training_values_are_refused_before_anything_runs(tmp_path, flag, va
         {"architecture": "resnet"},
         {"device": ""},
         {"out": "model.h5"},
+        {"continental": True},  # it redraws augmented digits: needs augment
+        {"init": "model.h5"},
     ],
 )
 def test_train_config_refuses_every_bad_value(field):
@@ -414,6 +416,34 @@ def test_resume_takes_architecture_and_recipe_from_the_checkpoint(tmp_path):
     assert state["config"]["learning_rate"] == 0.01  # the tutorial's recipe
     assert state["config"]["train_limit"] == 256  # the checkpoint's data
     assert temporaries(tmp_path) == []
+
+
+def test_init_starts_from_the_model_and_records_it(model, tmp_path):
+    base = float(cli("evaluate", model, "--limit", 100).stdout.split()[-1])
+    out = tmp_path / "tuned.keras"
+    flags = ["--epochs", 1, "--learning-rate", "1e-9", *QUICK]
+    done = cli("train", "--init", model, "--out", out, *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "starting from the weights of" in done.stderr
+    tuned = float(done.stdout.split("test accuracy ")[1].split(",")[0])
+    assert base > 0.3 and tuned >= base - 0.03  # a random start reads ~0.1
+    state = json.loads(Path(f"{out}.json").read_text())
+    assert state["config"]["init"] == str(model)
+
+
+@pytest.mark.parametrize("kind", ["missing", "other network", "not a model"])
+def test_a_bad_init_model_is_one_error_and_writes_nothing(model, tmp_path, kind):
+    init = model
+    if kind == "missing":
+        init = tmp_path / "nowhere.keras"
+    elif kind == "not a model":
+        init = tmp_path / "text.keras"
+        init.write_text("not a model")
+    arch = ["--model", "tutorial"] if kind == "other network" else []
+    out = tmp_path / "out.keras"
+    done = cli("train", "--init", init, "--out", out, "--epochs", 1, *arch, *QUICK)
+    one_error(done, "cannot start from", str(init))
+    assert not out.exists()
 
 
 # -- MNIST ---------------------------------------------------------------------

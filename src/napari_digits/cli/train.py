@@ -57,6 +57,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="make half of each batch look like real scans and add printed "
         "digits of the system fonts (slower; see napari_digits.augment)",
     )
+    parser.add_argument(
+        "--continental",
+        action="store_true",
+        help="with --augment: also redraw some 1s (up-stroke, foot) and 7s "
+        "(crossed) as continental Europe and Latin America write them",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from MODEL's weights instead of random ones (fine-tune it "
+        "with this recipe; --model must be its architecture)",
+    )
     parser.add_argument("--train-limit", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--test-limit", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
@@ -147,4 +159,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         time_budget=args.time_budget,
         augment=args.augment,
         download=args.download,
+        continental=args.continental,
+        init=args.init,
     )

@@ -174,6 +174,8 @@ class TrainConfig:
     time_budget: float | None = None  # seconds of training, then stop cleanly
     augment: bool = False  # real-paper augmentation and printed digits (augment.py)
     download: bool = False
+    continental: bool = False  # with augment: 1s and 7s in continental styles too
+    init: str | None = None  # start from this model's weights, not random ones
 
     def __post_init__(self) -> None:
         self.validate()
@@ -208,6 +210,12 @@ class TrainConfig:
             raise ConfigError(
                 f"seed must be an integer from 0 to 2**32-1, not {self.seed!r}"
             )
+        if self.continental and not self.augment:
+            raise ConfigError("--continental redraws augmented digits: add --augment")
+        if self.init is not None and (
+            not isinstance(self.init, str) or not self.init.endswith(".keras")
+        ):
+            raise ConfigError(f"--init {self.init!r} must be a .keras model file")
         if not isinstance(self.device, str) or not self.device.strip():
             raise ConfigError(
                 f"device must be a name such as auto or cpu, not {self.device!r}"

@@ -24,6 +24,8 @@ RECIPE_FIELDS = (
     "seed",
     "mixed_precision",
     "augment",
+    "continental",
+    "init",
     "train_limit",
 )
 #: what a resumed run takes from its checkpoint unless the request says

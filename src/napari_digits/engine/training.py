@@ -105,6 +105,7 @@ def make_dataset(
     seed: int,
     epochs: int,
     augment: bool = False,
+    continental: bool = False,
 ) -> tf.data.Dataset:
     """Shuffled, batched training batches with one-hot labels.
 
@@ -112,7 +113,9 @@ def make_dataset(
     map over whole batches, prefetched so the cores never wait for data).
     ``augment`` adds printed digits of the system fonts (one for every ten
     MNIST images) and makes half of each batch look like real scans
-    (:func:`napari_digits.augment.augment_batch`, seeded by ``seed``).
+    (:func:`napari_digits.augment.augment_batch`, seeded by ``seed``);
+    ``continental`` gives it the labels, so that some 1s and 7s are redrawn
+    in continental styles (:func:`napari_digits.augment.continental`).
     """
     x_train, y_train = data.x_train, data.y_train
     if augment:
@@ -122,7 +125,7 @@ def make_dataset(
     ds = ds.batch(batch_size, drop_remainder=True)
     if augment:
         ds = ds.enumerate().map(
-            lambda i, xy: _augmented(i, xy, seed), num_parallel_calls=2
+            lambda i, xy: _augmented(i, xy, seed, continental), num_parallel_calls=2
         )
     if r.shift > 0 and epochs >= r.shift_from:
         ds = ds.map(
@@ -140,7 +143,7 @@ def _with_fonts(x: np.ndarray, y: np.ndarray, seed: int) -> tuple:
     return np.concatenate([x, fx]), np.concatenate([y, fy])
 
 
-def _augmented(i: tf.Tensor, xy: tuple, seed: int) -> tuple:
+def _augmented(i: tf.Tensor, xy: tuple, seed: int, continental: bool) -> tuple:
     """Augment one batch in numpy (a tf.data map).
 
     Seeded by the run's seed, the batch's index and its images: the shuffle
@@ -150,12 +153,13 @@ def _augmented(i: tf.Tensor, xy: tuple, seed: int) -> tuple:
 
     from napari_digits import augment
 
-    def run(index, images):
+    def run(index, images, onehot):
         rng = np.random.default_rng([seed, int(index), zlib.crc32(images.tobytes())])
-        return augment.augment_batch(images[..., 0], rng)[..., None]
+        labels = np.argmax(onehot, axis=1) if continental else None
+        return augment.augment_batch(images[..., 0], rng, labels=labels)[..., None]
 
     x, y = xy
-    out = tf.numpy_function(run, [i, x], tf.float32, stateful=True)
+    out = tf.numpy_function(run, [i, x, y], tf.float32, stateful=True)
     return tf.ensure_shape(out, x.shape), y
 
 
@@ -375,6 +379,17 @@ def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> keras.Model:
                 f"cannot resume from {path}: it has NaN or infinite weights"
             )
         return model
+    if config.init:
+        model = _initial(config.init, r, config.architecture)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(
+                label_smoothing=r.label_smoothing
+            ),
+            metrics=["accuracy"],
+        )
+        log(f"starting from the weights of {config.init}")
+        return model
     mixed = config.mixed_precision and device.startswith("/GPU")
     if config.mixed_precision and not mixed:
         log("mixed precision needs a GPU: training in float32")
@@ -389,6 +404,27 @@ def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> keras.Model:
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
         metrics=["accuracy"],
     )
+    return model
+
+
+def _initial(path: str, r: Recipe, name: str) -> keras.Model:
+    """Load the model a run starts from (``init``): a ``name`` network."""
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelFileError(
+            f"cannot start from {path}: it is not a readable Keras model "
+            f"({type(exc).__name__})"
+        ) from None
+    if nonfinite_weights(model):
+        raise ModelFileError(
+            f"cannot start from {path}: it has NaN or infinite weights"
+        )
+    shapes = [tuple(w.shape) for w in model.weights]
+    if shapes != [tuple(w.shape) for w in r.build().weights]:
+        raise ModelFileError(
+            f"cannot start from {path}: it is not a {name} network (--model)"
+        )
     return model
 
 
@@ -504,7 +540,13 @@ def _train(config, on_progress, should_stop, log) -> _Run:
             log(f"resuming {config.out} after epoch {start}")
         log(f"training {config.architecture} on {device} ({len(data.x_train)} images)")
         dataset = make_dataset(
-            data, r, batch_size, config.seed, config.epochs, config.augment
+            data,
+            r,
+            batch_size,
+            config.seed,
+            config.epochs,
+            config.augment,
+            config.continental,
         )
         batches = len(dataset)
         hooks = (on_progress, should_stop, log)
