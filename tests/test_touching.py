@@ -73,6 +73,19 @@ def test_candidate_cuts_include_the_thin_neck():
     assert any(12 <= c <= 18 for c in cuts)
 
 
+def test_no_cut_goes_through_the_loop_of_a_digit():
+    own = np.zeros((20, 40), bool)  # "00": two flat rings joined by a stroke
+    for left in (2, 22):
+        own[2:18, left : left + 16] = True
+        own[5:15, left + 3 : left + 13] = False  # the hole
+    own[2:18, 18:22] = False
+    own[9:11, 18:22] = True
+    cuts = candidate_cuts(own, height=32)  # no cut of the width rule
+    assert any(18 <= c <= 22 for c in cuts)  # the stroke between the rings
+    for left in (2, 22):  # the profile's minima inside each ring are dropped
+        assert not any(left + 4 <= c <= left + 12 for c in cuts)
+
+
 ELEVEN = pytest.mark.xfail(
     reason="known limit: two 1s whose strokes merge into one stroke where they "
     "touch read as one confident 1; only a clearly touching pair is cut",

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
 #: a component wider than this many digit heights holds touching digits
 TOUCHING = 1.3
@@ -109,6 +110,9 @@ CONFIDENT = float(np.log(0.95)) + PIECE_BONUS
 #: likely two digits (touching "11", "00") and pays ``STROKE_PENALTY``
 RUNS_LIMIT = np.array([2.5, 1.5, 2.5, 1.5, 2.5, 1.5, 2.5, 1.5, 2.5, 2.5])
 STROKE_PENALTY = 2.0
+#: no cut goes through a hole in the ink at least this big (digit heights
+#: squared): the loop of one digit
+LOOP_AREA = 0.01
 
 
 def slant(own: np.ndarray) -> float:
@@ -159,6 +163,7 @@ def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
     ``MIN_PIECE_WIDTH`` digit heights from either end and from each other,
     the ``MAX_CUTS`` with the least ink, plus the cuts of the width rule
     (:func:`split_columns`), so that the search can always do as it does.
+    No minimum inside a loop counts (:func:`_through_loops`).
 
     Returns
     -------
@@ -174,7 +179,8 @@ def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
         return []
     left = smooth[inner] <= smooth[inner - 1]
     right = smooth[inner] <= smooth[np.minimum(inner + 1, width - 1)]
-    minima = inner[left & right]
+    loops = _through_loops(own, height)
+    minima = inner[left & right & ~loops[inner]]
     chosen: list[int] = []
     for c in minima[np.argsort(smooth[minima], kind="stable")]:
         if len(chosen) >= MAX_CUTS:
@@ -185,6 +191,26 @@ def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
     if parts > 1:
         chosen += [b for _, b in split_columns(own, parts)[:-1]]
     return sorted(set(chosen))
+
+
+def _through_loops(own: np.ndarray, height: float) -> np.ndarray:
+    """Which columns cut through a loop of the ink (the hole of a 0, 6, 8, 9).
+
+    A hole of at least ``LOOP_AREA`` digit heights squared belongs to one
+    digit: a cut through its inside (not its first or last column) would
+    halve that digit, whose halves a classifier reads as confident 6s, 7s
+    or 2s. Returns a bool per column.
+    """
+    holes = ndi.binary_fill_holes(own) & ~own
+    out = np.zeros(own.shape[1], bool)
+    if not holes.any():
+        return out
+    labels, n = ndi.label(holes)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is not None and areas[i] >= LOOP_AREA * height**2:
+            out[sl[1].start + 1 : sl[1].stop - 1] = True
+    return out
 
 
 def candidate_pieces(
