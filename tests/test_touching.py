@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_digits.scan.touching import best_path, candidate_cuts
+from napari_digits.scan.touching import best_path, candidate_cuts, candidate_pieces
 
 SCALE = 3
 
@@ -84,6 +84,18 @@ def test_no_cut_goes_through_the_loop_of_a_digit():
     assert any(18 <= c <= 22 for c in cuts)  # the stroke between the rings
     for left in (2, 22):  # the profile's minima inside each ring are dropped
         assert not any(left + 4 <= c <= left + 12 for c in cuts)
+
+
+def test_a_piece_is_never_only_the_up_stroke_of_a_1():
+    own = np.zeros((30, 30), bool)  # a 1: its stem, and an up-stroke at the top
+    own[:, 20:26] = True
+    own[0:14, 2:14] = True  # 14 rows: taller than 0.4 digit heights, under half
+    own[0:2, 14:20] = True  # joined to the stem by a thin neck
+    _, pieces = candidate_pieces(own, height=30)
+    assert pieces
+    for a, b in pieces:
+        rows = np.flatnonzero(own[:, a:b].any(axis=1))
+        assert rows[-1] - rows[0] + 1 >= 15
 
 
 ELEVEN = pytest.mark.xfail(

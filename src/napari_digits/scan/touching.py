@@ -94,6 +94,9 @@ MAX_PIECE = 1.3
 MIN_PIECE_WIDTH = 0.12
 MIN_PIECE_HEIGHT = 0.4
 MIN_PIECE_AREA = 0.02
+#: a piece's ink is at least this fraction of its component's height: the
+#: up-stroke of a 1 or the foot of a 7 is part of a digit, not a digit
+OF_COMPONENT = 0.5
 #: at most this many candidate cuts a component (the search is quadratic)
 MAX_CUTS = 10
 #: added to the log-probability of each piece on a path: negative, because
@@ -224,10 +227,14 @@ def candidate_pieces(
         0, the candidate cuts, the width.
     pieces : list of (start, stop)
         Ranges between two nodes, ``MIN_PIECE_WIDTH`` to ``MAX_PIECE`` digit
-        heights wide, whose ink is ``MIN_PIECE_HEIGHT`` digit heights tall and
-        covers ``MIN_PIECE_AREA`` of a digit height squared.
+        heights wide, whose ink is ``MIN_PIECE_HEIGHT`` digit heights tall
+        (and ``OF_COMPONENT`` of the component's height) and covers
+        ``MIN_PIECE_AREA`` of a digit height squared.
     """
     nodes = [0, *candidate_cuts(own, height), own.shape[1]]
+    inked = np.flatnonzero(own.any(axis=1))
+    own_height = inked[-1] - inked[0] + 1 if inked.size else 0
+    tall = max(MIN_PIECE_HEIGHT * height, OF_COMPONENT * own_height)
     pieces = []
     for i, a in enumerate(nodes):
         for b in nodes[i + 1 :]:
@@ -236,7 +243,7 @@ def candidate_pieces(
             if b - a < MIN_PIECE_WIDTH * height:
                 continue
             rows = np.flatnonzero(own[:, a:b].any(axis=1))
-            if rows.size == 0 or rows[-1] - rows[0] + 1 < MIN_PIECE_HEIGHT * height:
+            if rows.size == 0 or rows[-1] - rows[0] + 1 < tall:
                 continue
             if own[:, a:b].sum() < MIN_PIECE_AREA * height**2:
                 continue
