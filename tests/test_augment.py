@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from napari_digits import augment
 
@@ -52,16 +53,14 @@ def ones_and_sevens(mnist_dir):
     from napari_digits.data import load_mnist
 
     m = load_mnist(mnist_dir)
-    pick = np.concatenate(
-        [np.flatnonzero(m.y_train == 1)[:30], np.flatnonzero(m.y_train == 7)[:30]]
-    )
+    pick = np.concatenate([np.flatnonzero(m.y_train == d)[:30] for d in (1, 7, 0)])
     canvas = np.zeros((len(pick), augment.CANVAS, augment.CANVAS), np.float32)
     o = (augment.CANVAS - 28) // 2
     canvas[:, o : o + 28, o : o + 28] = m.x_train[pick] / 255.0
     return canvas, m.y_train[pick]
 
 
-def test_continental_ones_get_an_upstroke_and_sevens_a_bar(ones_and_sevens):
+def test_continental_ones_sevens_and_zeros_get_their_strokes(ones_and_sevens):
     canvas, labels = ones_and_sevens
     out = augment.continental(canvas, labels, np.random.default_rng(0), p=1.0)
     assert (out >= canvas).all()  # strokes are only added
@@ -76,12 +75,15 @@ def test_continental_ones_get_an_upstroke_and_sevens_a_bar(ones_and_sevens):
         r, c = np.nonzero(new)
         if label == 1:  # the up-stroke leaves the top, down to the left
             first_col = np.flatnonzero((before[top : top + 2] > 0.5).any(axis=0))
-            upper = r < top + 0.75 * height
+            upper = r < top + 0.8 * height
             assert c[upper].min() < first_col.min() - 2 and r.min() <= top + 2
-            assert (r[~upper] >= rows[-1] - 2).all()  # a foot, if any, at the base
-        else:  # the bar crosses the stem around the middle
+            assert (r[~upper] >= rows[-1] - 3).all()  # a foot, if any, at the base
+        elif label == 7:  # the bar crosses the stem around the middle
             assert top + 0.3 * height < np.median(r) < top + 0.8 * height
             assert np.ptp(c) > np.ptp(r)
+        else:  # the stroke joining a 0 to its neighbour leaves it sideways
+            inside = ndi.binary_fill_holes(before > 0.5)[r, c]
+            assert inside.mean() < 0.5 and np.ptp(c) >= np.ptp(r)
     assert drawn_on_ink <= 0.1 * len(canvas)
 
 

@@ -122,13 +122,16 @@ def _augment(
 def continental(
     canvas: np.ndarray, labels: np.ndarray, rng: np.random.Generator, p: float = 0.5
 ) -> np.ndarray:
-    """Redraw some 1s and 7s as continental Europe and Latin America write them.
+    """Redraw some 1s, 7s and 0s as continental Europe and Latin America write them.
 
     A 1 gets a straight up-stroke from the top of its stem, down to the left
-    (a quarter to half its height long, 35-65 degrees from the vertical), and
-    one in five of those also a foot; a 7 gets a bar across its stem, a
-    little below the middle. Strokes are drawn as wide as the digit's own
-    (its ink over its skeleton's length), antialiased.
+    (a quarter to three quarters of its height long, 25-65 degrees from the
+    vertical), and one in five of those also a foot; a 7 gets a bar across
+    its stem, a little below the middle; a 0 gets the stroke that joins it to
+    its neighbour in a written amount ("1.000"): from its left or right side,
+    at any height, outwards, within 30 degrees of the horizontal, a fifth to
+    half its height long. Strokes are drawn as wide as the digit's own (its
+    ink over its skeleton's length), antialiased.
 
     Parameters
     ----------
@@ -139,7 +142,7 @@ def continental(
     rng : numpy.random.Generator
         The randomness.
     p : float
-        Probability that a 1 or a 7 is redrawn.
+        Probability that a 1, a 7 or a 0 is redrawn.
 
     Returns
     -------
@@ -149,7 +152,7 @@ def continental(
     from skimage.morphology import skeletonize
 
     out = canvas.copy()
-    picked = (rng.random(len(canvas)) < p) & np.isin(labels, (1, 7))
+    picked = (rng.random(len(canvas)) < p) & np.isin(labels, (0, 1, 7))
     for i in np.flatnonzero(picked):
         mask = out[i] > 0.5
         rows = np.flatnonzero(mask.any(axis=1))
@@ -160,14 +163,25 @@ def continental(
         height = bottom - top + 1
         if labels[i] == 1:
             c0 = np.flatnonzero(mask[top : top + 2].any(axis=0)).mean()
-            length = height * rng.uniform(0.25, 0.5)
-            angle = np.deg2rad(rng.uniform(35, 65))
+            length = height * rng.uniform(0.25, 0.75)
+            angle = np.deg2rad(rng.uniform(25, 65))
             end = (top + length * np.cos(angle), c0 - length * np.sin(angle))
             _stroke(out[i], (top, c0), end, width)
             if rng.random() < 0.2:
                 c1 = np.flatnonzero(mask[bottom - 1 : bottom + 1].any(axis=0)).mean()
                 half = height * rng.uniform(0.15, 0.3)
                 _stroke(out[i], (bottom, c1 - half), (bottom, c1 + half), width)
+        elif labels[i] == 0:
+            r = int(top + height * rng.uniform(0.1, 0.9))
+            ink = np.flatnonzero(mask[r])
+            if ink.size == 0:
+                continue
+            side = 1 if rng.random() < 0.5 else -1
+            c = ink[-1] if side > 0 else ink[0]
+            length = height * rng.uniform(0.2, 0.5)
+            angle = np.deg2rad(rng.uniform(-30, 30))
+            end = (r - length * np.sin(angle), c + side * length * np.cos(angle))
+            _stroke(out[i], (r, c), end, width)
         else:
             r = int(top + height * rng.uniform(0.45, 0.65))
             stem = np.flatnonzero(mask[r])
