@@ -6,8 +6,10 @@ without Qt. The entry point is :func:`finetune` (re-exported by
 
 Each batch mixes the user's digits (the corrected ones drawn
 ``CORRECTED_WEIGHT`` times as often as those read with confidence) with MNIST
-training digits (``replay`` of the batch, 95% by default), all shifted by up
-to 2 pixels, so that what the model knew is not forgotten; the batch-norm
+training digits (``replay`` of the batch, 95% by default), half of them made
+to look like real scans as the shipped model's training did
+(:func:`napari_digits.augment.augment_batch`, continental styles included),
+all shifted by up to 2 pixels, so that what the model knew is not forgotten; the batch-norm
 statistics stay MNIST's; plain SGD with momentum moves the weights gently.
 The run ends after ``time_budget`` seconds (or ``MAX_STEPS`` batches), the
 learning rate decaying to zero on the way (cosine); then the MNIST test
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_digits.augment import augment_batch
 from napari_digits.data import load_mnist
 from napari_digits.engine._tf import keras
 from napari_digits.engine.checkpoints import ModelFileError, save_model, write_state
@@ -130,7 +133,8 @@ def finetune(
         )
         u = rng.choice(len(user_y), n_user, p=weight)
         m = rng.integers(0, len(mnist.y_train), n_mnist)
-        x = np.concatenate([user_x[u], to_float(mnist.x_train[m])])
+        replay = augment_batch(mnist.x_train[m], rng, labels=mnist.y_train[m])
+        x = np.concatenate([user_x[u], to_float(replay)])
         y = np.concatenate([eye[user_y[u]], eye[mnist.y_train[m]]])
         x, _ = shift_images(x, y, 2.0)
         model.train_on_batch(x, y)
