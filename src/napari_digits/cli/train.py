@@ -60,8 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--continental",
         action="store_true",
-        help="with --augment: also redraw some 1s (up-stroke, foot) and 7s "
-        "(crossed) as continental Europe and Latin America write them",
+        help="with --augment: also redraw some 1s (up-stroke, foot), 7s "
+        "(crossed) and 0s (joined to the next digit) as continental Europe and "
+        "Latin America write them",
     )
     parser.add_argument(
         "--init",

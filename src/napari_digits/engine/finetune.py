@@ -9,8 +9,9 @@ Each batch mixes the user's digits (the corrected ones drawn
 training digits (``replay`` of the batch, 95% by default), half of them made
 to look like real scans as the shipped model's training did
 (:func:`napari_digits.augment.augment_batch`, continental styles included),
-all shifted by up to 2 pixels, so that what the model knew is not forgotten; the batch-norm
-statistics stay MNIST's; plain SGD with momentum moves the weights gently.
+all shifted by up to 2 pixels, so that what the model knew is not forgotten;
+the batch-norm statistics stay MNIST's; plain SGD with momentum moves the
+weights gently.
 The run ends after ``time_budget`` seconds (or ``MAX_STEPS`` batches), the
 learning rate decaying to zero on the way (cosine); then the MNIST test
 accuracy is measured and the model is saved, with its provenance in the

@@ -174,7 +174,7 @@ class TrainConfig:
     time_budget: float | None = None  # seconds of training, then stop cleanly
     augment: bool = False  # real-paper augmentation and printed digits (augment.py)
     download: bool = False
-    continental: bool = False  # with augment: 1s and 7s in continental styles too
+    continental: bool = False  # with augment: 1s, 7s, 0s in continental styles too
     init: str | None = None  # start from this model's weights, not random ones
 
     def __post_init__(self) -> None:

@@ -114,8 +114,8 @@ def make_dataset(
     ``augment`` adds printed digits of the system fonts (one for every ten
     MNIST images) and makes half of each batch look like real scans
     (:func:`napari_digits.augment.augment_batch`, seeded by ``seed``);
-    ``continental`` gives it the labels, so that some 1s and 7s are redrawn
-    in continental styles (:func:`napari_digits.augment.continental`).
+    ``continental`` gives it the labels, so that some 1s, 7s and 0s are
+    redrawn in continental styles (:func:`napari_digits.augment.continental`).
     """
     x_train, y_train = data.x_train, data.y_train
     if augment:
