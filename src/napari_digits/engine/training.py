@@ -364,41 +364,28 @@ class _Run:
 
 
 def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> keras.Model:
-    """Build the compiled model, or reload the checkpoint of a resumed run."""
+    """Build the compiled model, start from ``init``'s, or reload a resumed run's."""
     if config.resume:
-        path = Path(config.out)
-        try:
-            model = keras.models.load_model(path, compile=True)
-        except Exception as exc:  # Keras raises many types for a bad file
-            raise ModelFileError(
-                f"cannot resume from {path}: it is not a readable Keras model "
-                f"({type(exc).__name__})"
-            ) from None
-        if nonfinite_weights(model):
-            raise ModelFileError(
-                f"cannot resume from {path}: it has NaN or infinite weights"
-            )
-        return model
+        return _checked_model(config.out, "resume from", compile=True)
     if config.init:
-        model = _initial(config.init, r, config.architecture)
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(
-                label_smoothing=r.label_smoothing
-            ),
-            metrics=["accuracy"],
-        )
+        model = _checked_model(config.init, "start from", compile=False)
+        if [w.shape for w in model.weights] != [w.shape for w in r.build().weights]:
+            raise ModelFileError(
+                f"cannot start from {config.init}: it is not a "
+                f"{config.architecture} network (--model)"
+            )
         log(f"starting from the weights of {config.init}")
-        return model
-    mixed = config.mixed_precision and device.startswith("/GPU")
-    if config.mixed_precision and not mixed:
-        log("mixed precision needs a GPU: training in float32")
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    try:
-        model = r.build()
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    else:
+        mixed = config.mixed_precision and device.startswith("/GPU")
+        if config.mixed_precision and not mixed:
+            log("mixed precision needs a GPU: training in float32")
+        previous = keras.mixed_precision.global_policy()
+        policy = "mixed_float16" if mixed else "float32"
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = r.build()
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
@@ -407,24 +394,17 @@ def _prepare(config: TrainConfig, r: Recipe, device: str, log) -> keras.Model:
     return model
 
 
-def _initial(path: str, r: Recipe, name: str) -> keras.Model:
-    """Load the model a run starts from (``init``): a ``name`` network."""
+def _checked_model(path: str, doing: str, *, compile: bool) -> keras.Model:
+    """Load a model to resume or start from; ModelFileError naming it if bad."""
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(Path(path), compile=compile)
     except Exception as exc:  # Keras raises many types for a bad file
         raise ModelFileError(
-            f"cannot start from {path}: it is not a readable Keras model "
+            f"cannot {doing} {path}: it is not a readable Keras model "
             f"({type(exc).__name__})"
         ) from None
     if nonfinite_weights(model):
-        raise ModelFileError(
-            f"cannot start from {path}: it has NaN or infinite weights"
-        )
-    shapes = [tuple(w.shape) for w in model.weights]
-    if shapes != [tuple(w.shape) for w in r.build().weights]:
-        raise ModelFileError(
-            f"cannot start from {path}: it is not a {name} network (--model)"
-        )
+        raise ModelFileError(f"cannot {doing} {path}: it has NaN or infinite weights")
     return model
 
 
