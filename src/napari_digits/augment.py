@@ -10,8 +10,9 @@ the reader will show it:
 
 0. *continental styles* (when the labels are given): a 1 with the long
    up-stroke (and sometimes the foot) written in continental Europe and Latin
-   America, a 7 with a bar across its stem; MNIST's American writers rarely
-   write either, and real forms and cheques (Semeion, ORAND) are full of them;
+   America, a 7 with a bar across its stem, a 0 with the stroke that joins it
+   to the next digit of an amount; MNIST's American writers rarely write any
+   of them, and real forms and cheques (Semeion, ORAND) are full of them;
 1. *distortion*: a random affine map (rotation, shear, an aspect ratio from
    narrow to wide: forms that stretch each digit to fill its box) and an
    elastic field (smoothed random displacements);
@@ -64,8 +65,8 @@ def augment_batch(
         Probability that an image is augmented; the others are returned as
         they are.
     labels : ndarray, optional
-        The digits' classes, ``(N,)``: with them, augmented 1s and 7s may be
-        redrawn in continental styles (:func:`continental`).
+        The digits' classes, ``(N,)``: with them, augmented 1s, 7s and 0s may
+        be redrawn in continental styles (:func:`continental`).
 
     Returns
     -------
