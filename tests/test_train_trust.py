@@ -431,6 +431,14 @@ def test_init_starts_from_the_model_and_records_it(model, tmp_path):
     assert state["config"]["init"] == str(model)
 
 
+def test_init_and_out_the_same_file_is_refused_before_anything_runs(model):
+    before = model.read_bytes()
+    done = cli("train", "--init", model, "--out", model, "--epochs", 1, *QUICK)
+    line = one_error(done, "is an input")
+    assert done.stderr.strip() == line  # nothing ran
+    assert model.read_bytes() == before
+
+
 @pytest.mark.parametrize("kind", ["missing", "other network", "not a model"])
 def test_a_bad_init_model_is_one_error_and_writes_nothing(model, tmp_path, kind):
     init = model

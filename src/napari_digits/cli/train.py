@@ -120,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         config = _config(args)
-        check_output(config.out, what="--out")
+        check_output(
+            config.out, inputs=[config.init] if config.init else [], what="--out"
+        )
     except (ConfigError, OutputError) as exc:
         return error("train", exc)  # before TensorFlow loads
     bar = _Bar()

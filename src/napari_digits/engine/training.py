@@ -478,7 +478,9 @@ def train(
         If MNIST cannot be loaded, or a set is empty.
     """
     config.validate()  # again: an unpickled request skipped __init__
-    check_output(config.out, what="the output")
+    check_output(
+        config.out, inputs=[config.init] if config.init else [], what="the output"
+    )
     with OutputLock(config.out):
         remove_stale_temporaries(config.out)
         run = _train(config, on_progress, should_stop, log)
