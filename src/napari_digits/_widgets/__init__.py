@@ -1,11 +1,14 @@
 """Thin napari dock widgets, one module per capability (Qt lives only here)."""
 
 import importlib
+import inspect
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from napari.qt import threading as napari_threading
 from qtpy.QtCore import QThreadPool, QTimer
+from superqt.utils import GeneratorWorker
 
 
 def ensure_pool_threads(minimum: int = 8) -> None:
@@ -21,6 +24,45 @@ def ensure_pool_threads(minimum: int = 8) -> None:
     pool = QThreadPool.globalInstance()
     if pool.maxThreadCount() < minimum:
         pool.setMaxThreadCount(minimum)
+
+
+class ClosingGeneratorWorker(GeneratorWorker):
+    """A generator worker that always closes its generator when it ends.
+
+    superqt's worker stops iterating without closing the generator when it
+    is aborted, or when a signal fails because a Qt object was deleted (the
+    viewer closed). A suspended :meth:`~napari_digits.engine.client.Engine.
+    events` generator holds its engine's request lock, so every later
+    request of that engine would wait forever. Closing the generator runs
+    its ``finally`` blocks: the lock is released, a running training is
+    asked to stop.
+    """
+
+    def work(self):  # see GeneratorWorker.work
+        try:
+            return super().work()
+        finally:
+            self._gen.close()
+
+
+def create_worker(func: Callable, *args, **kwargs):
+    """Return napari's ``create_worker(func, ...)``, closing generators at the end.
+
+    Parameters
+    ----------
+    func : callable
+        The function to run in a pool thread (a generator function or not).
+    *args, **kwargs
+        Passed on to :func:`napari.qt.threading.create_worker`.
+
+    Returns
+    -------
+    napari.qt.threading.WorkerBase
+        The worker, started unless ``_start_thread=False``.
+    """
+    if inspect.isgeneratorfunction(func):
+        kwargs.setdefault("_worker_class", ClosingGeneratorWorker)
+    return napari_threading.create_worker(func, *args, **kwargs)
 
 
 #: modules imported on first use in the GUI thread: pandas by napari, the

@@ -26,13 +26,12 @@ from magicgui.widgets import (
     TextEdit,
 )
 from napari.layers import Image
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_digits import kernels
-from napari_digits._widgets import ensure_pool_threads, warm_imports
+from napari_digits._widgets import create_worker, ensure_pool_threads, warm_imports
 from napari_digits._widgets._display import percentile_limits, selection_kept, wrap
 from napari_digits._widgets._kernel_grid import KernelGrid
 from napari_digits.kernels import CATALOGUE, KernelError

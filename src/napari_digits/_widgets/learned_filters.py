@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Labels
-from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from napari_digits import annotations
 from napari_digits import learned_filters as lf
-from napari_digits._widgets import OneATurn, ensure_pool_threads, warm_imports
+from napari_digits._widgets import (
+    OneATurn,
+    create_worker,
+    ensure_pool_threads,
+    warm_imports,
+)
 from napari_digits._widgets._display import (
     GAP_FRACTION,
     beside,

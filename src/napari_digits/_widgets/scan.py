@@ -28,13 +28,12 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_digits import annotations, corrections, results
-from napari_digits._widgets import ensure_pool_threads, warm_imports
+from napari_digits._widgets import create_worker, ensure_pool_threads, warm_imports
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
 from napari_digits._widgets._reading_layers import (

@@ -8,6 +8,7 @@ the curves and the status line. TensorFlow never loads in this process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -25,13 +26,13 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_digits._widgets import (
     OneATurn,
+    create_worker,
     ensure_pool_threads,
     warm_imports,
     when_warm,
@@ -89,16 +90,18 @@ def stream_events(engine, request) -> Generator[list, None, object]:
     """
     bundle: list = []
     last = time.monotonic()
-    for event in engine.events(request):
-        if isinstance(event, p.Result):
-            if bundle:
+    # closed with this generator: the request lock is not left to the GC
+    with contextlib.closing(engine.events(request)) as events:
+        for event in events:
+            if isinstance(event, p.Result):
+                if bundle:
+                    yield bundle
+                return event.value
+            bundle.append(event)
+            urgent = isinstance(event, p.Log) or event.progress.epoch_end
+            if urgent or time.monotonic() - last >= YIELD_EVERY:
                 yield bundle
-            return event.value
-        bundle.append(event)
-        urgent = isinstance(event, p.Log) or event.progress.epoch_end
-        if urgent or time.monotonic() - last >= YIELD_EVERY:
-            yield bundle
-            bundle, last = [], time.monotonic()
+                bundle, last = [], time.monotonic()
     raise EngineError("the engine ended the request without a result")
 
 
