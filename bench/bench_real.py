@@ -18,6 +18,9 @@ model), TensorFlow in this process as in the command line:
   file that ``fc-list`` knows, 48 px tall, one line a font;
 - MNIST test accuracy of the model (the 10,000 test crops, no page);
 - the shipped sample page (``sample_data/scanned_page.jpg``);
+- touching pairs of MNIST test digits (:func:`pairs_row`): how often two
+  digits that touch are read as those two digits ("11" and "00" that stay
+  one digit);
 - the correction benchmark (:func:`corrections_rows`; skip it with
   ``BENCH_CORRECTIONS=0``): ORAND ``val`` and MNIST after fine-tuning on the
   corrected first 300 digits of ORAND ``train``.
@@ -229,6 +232,67 @@ def uci_row(name: str, file: str, predict, read=None) -> dict:
 
 
 # --------------------------------------------------------------------------
+# touching pairs
+# --------------------------------------------------------------------------
+
+TOUCHING_PAIRS = 200
+#: pairs a page, one a line: fewer than the reader's ``MANY_DIGITS``, so that
+#: its rule for forms of square digits stays off, as on a cheque
+PAIRS_PER_PAGE = 12
+
+
+def pairs_row(predict, read=None) -> dict:
+    """MNIST test digits in touching pairs: are they cut into their two digits?
+
+    ``TOUCHING_PAIRS`` pairs of two random MNIST test digits (seed 0), moved
+    together until their ink touches (:func:`napari_digits.synthetic.
+    touching_pair`), one a line, dark ink on light paper. *found* is the
+    fraction of pairs read as two digits, *amounts exact* the fraction read as
+    their two digits in order.
+    """
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import touching_pair
+
+    mnist = load_mnist()
+    order = np.random.default_rng(0).permutation(len(mnist.y_test))
+    pairs, truth = [], []
+    for a, b in zip(order[0::2], order[1::2], strict=True):
+        if len(pairs) == TOUCHING_PAIRS:
+            break
+        try:
+            pairs.append(touching_pair(mnist.x_test[a], mnist.x_test[b]))
+        except ValueError:
+            continue
+        truth.append([int(mnist.y_test[a]), int(mnist.y_test[b])])
+    read = read or _read_page
+    t = time.perf_counter()
+    got: list[list[int]] = []
+    for start in range(0, len(pairs), PAIRS_PER_PAGE):
+        chunk = pairs[start : start + PAIRS_PER_PAGE]
+        tops = np.cumsum([GAP_PX] + [p.shape[0] + GAP_PX for p in chunk])
+        ink = np.zeros((int(tops[-1]), max(p.shape[1] for p in chunk) + 2 * GAP_PX))
+        for top, p in zip(tops, chunk, strict=False):
+            ink[top : top + p.shape[0], GAP_PX : GAP_PX + p.shape[1]] = p
+        page = np.clip((0.9 - 0.8 * ink) * 255, 0, 255).astype(np.uint8)
+        lines: list[list] = [[] for _ in chunk]
+        for r in read(page, predict):
+            k = int(np.searchsorted(tops, (r.min_row + r.max_row) / 2, "right")) - 1
+            if r.value >= 0 and 0 <= k < len(chunk):
+                lines[k].append((r.min_col, r.value))
+        got += [[v for _, v in sorted(line)] for line in lines]
+    seconds = time.perf_counter() - t
+    one = sum(len(g) == 1 for g in got)
+    two = sum(len(g) == 2 for g in got)
+    exact = sum(g == t for g, t in zip(got, truth, strict=True))
+    n = len(pairs)
+    note = f"{n} pairs: {one} read as one digit, {two - exact} misread, "
+    note += f"{n - one - two} in more or no pieces"
+    return row(
+        "MNIST touching pairs", 2 * n, two / n, None, None, exact / n, seconds, note
+    )
+
+
+# --------------------------------------------------------------------------
 # printed digits
 # --------------------------------------------------------------------------
 
@@ -416,6 +480,7 @@ def run() -> list[dict]:
         printed_row(predict),
         mnist_row(predict),
         sample_row(predict),
+        pairs_row(predict),
     ]
     if os.environ.get("BENCH_CORRECTIONS", "1") != "0":
         out += corrections_rows(predict, path)

@@ -9,7 +9,7 @@ import pytest
 
 from napari_digits.results import DigitRow, score
 from napari_digits.scan import find_digits
-from napari_digits.synthetic import make_page, read_truth, write_truth
+from napari_digits.synthetic import make_page, read_truth, touching_pair, write_truth
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "scanned_page.jpg"
 
@@ -68,3 +68,18 @@ def test_sample_menu_entry_gives_the_page_with_its_truth():
     [(data, meta, kind)] = scanned_page()
     assert kind == "image" and meta["rgb"] and data.shape == (1754, 1240, 3)
     assert Path(meta["metadata"]["truth"]).exists()
+
+
+def test_a_touching_pair_is_one_component_holding_both_digits(mnist):
+    from scipy import ndimage as ndi
+
+    a, b = mnist.x_test[0], mnist.x_test[1]
+    ink = touching_pair(a, b)
+    assert ndi.label(ink > 0.5, structure=np.ones((3, 3)))[1] == 1
+    big = [ndi.zoom(d / 255, 3, order=1) for d in (a, b)]
+    widths = [np.ptp(np.flatnonzero(d.max(axis=0) > 0.3)) + 1 for d in big]
+    inked = np.ptp(np.flatnonzero(ink.max(axis=0) > 0.3)) + 1
+    assert max(widths) < inked <= sum(widths)  # side by side, touching
+    assert ink.sum() >= 0.9 * sum(np.clip(d, 0, 1).sum() for d in big)
+    with pytest.raises(ValueError, match="without ink"):
+        touching_pair(a, np.zeros_like(b))

@@ -7,34 +7,13 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_digits.scan.touching import best_path, candidate_cuts, candidate_pieces
-
-SCALE = 3
-
+from napari_digits.synthetic import touching_pair
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir):
     from napari_digits.data import load_mnist
 
     return load_mnist(mnist_dir)
-
-
-def touching_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Two digits side by side, moved together until their ink touches."""
-    big = [
-        np.clip(ndi.zoom(d.astype(float) / 255, SCALE, order=1), 0, 1) for d in (a, b)
-    ]
-    cols = [np.flatnonzero(x.max(axis=0) > 0.3) for x in big]
-    left = big[0][:, : cols[0][-1] + 1]
-    right = big[1][:, cols[1][0] :]
-    for overlap in range(0, right.shape[1]):
-        width = left.shape[1] + right.shape[1] - overlap
-        ink = np.zeros((left.shape[0], width))
-        ink[:, : left.shape[1]] = left
-        region = ink[:, left.shape[1] - overlap :]
-        np.maximum(region, right[:, : region.shape[1]], out=region)
-        if ndi.label(ink > 0.5, structure=np.ones((3, 3)))[1] == 1:
-            return ink
-    raise AssertionError("the digits never touch")
 
 
 def page_of(pairs: list[np.ndarray]) -> np.ndarray:

@@ -111,6 +111,45 @@ def make_page(
     return SyntheticPage(image, truth)
 
 
+def touching_pair(a: np.ndarray, b: np.ndarray, scale: int = 3) -> np.ndarray:
+    """Two digits side by side, moved together until their ink just touches.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        uint8 ``(28, 28)`` MNIST digits, white ink on black; ``a`` on the left.
+    scale : int
+        Zoom applied to both first (3: about 60 px a digit).
+
+    Returns
+    -------
+    ndarray
+        float ink in 0..1, one connected component (8-connected, above 0.5).
+
+    Raises
+    ------
+    ValueError
+        If the digits never touch, however close.
+    """
+    big = [
+        np.clip(ndi.zoom(d.astype(float) / 255, scale, order=1), 0, 1) for d in (a, b)
+    ]
+    cols = [np.flatnonzero(x.max(axis=0) > 0.3) for x in big]
+    if not cols[0].size or not cols[1].size:
+        raise ValueError("a digit without ink")
+    left = big[0][:, : cols[0][-1] + 1]
+    right = big[1][:, cols[1][0] :]
+    for overlap in range(right.shape[1]):
+        width = left.shape[1] + right.shape[1] - overlap
+        ink = np.zeros((left.shape[0], width))
+        ink[:, : left.shape[1]] = left
+        region = ink[:, left.shape[1] - overlap :]
+        np.maximum(region, right[:, : region.shape[1]], out=region)
+        if ndi.label(ink > 0.5, structure=np.ones((3, 3)))[1] == 1:
+            return ink
+    raise ValueError("the digits never touch")
+
+
 def _print_layer(shape, height, seed):
     """Draw the printed header text and two ruled lines (coverage in 0..1)."""
     from PIL import Image, ImageDraw, ImageFont
