@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_digits.scan.touching import best_path, candidate_cuts, candidate_pieces
+from napari_digits.scan.touching import (
+    best_path,
+    candidate_cuts,
+    candidate_pieces,
+    two_digits,
+)
 from napari_digits.synthetic import touching_pair
+
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir):
@@ -41,6 +47,24 @@ def test_best_path_keeps_the_most_confident_cut():
         (0, 10)
     ]
     assert best_path([0, 5, 10], {(0, 5): -0.1}) is None
+
+
+def test_two_digits_needs_two_wide_halves_read_as_two_confident_digits():
+    readings = {
+        (0, 20): (-0.3, 0, 0.98),  # the whole: one confident 0
+        (0, 10): (-0.31, 4, 0.99),
+        (10, 20): (-0.31, 0, 0.99),
+        (0, 3): (-0.3, 1, 0.99),  # a sliver
+        (3, 20): (-0.3, 0, 0.99),
+    }
+    nodes = [0, 3, 10, 20]
+    assert two_digits((0, 20), nodes, readings, height=20) == [(0, 10), (10, 20)]
+    readings[0, 10] = (-0.4, 4, 0.9)  # not confident: one digit
+    assert two_digits((0, 20), nodes, readings, height=20) is None
+    readings[0, 10] = (-0.31, 0, 0.99)  # both halves a 0: one digit
+    assert two_digits((0, 20), nodes, readings, height=20) is None
+    readings[0, 10] = (-0.31, 4, 0.99)
+    assert two_digits((0, 20), nodes, readings, height=30) is None  # too narrow
 
 
 def test_candidate_cuts_include_the_thin_neck():
@@ -106,6 +130,31 @@ def test_touching_pairs_are_read_as_two_digits(mnist, engine, digit):
     assert len(lines) == 3
     for values in lines.values():
         assert values == [digit, digit]
+
+
+def test_touching_digits_read_as_one_confident_digit_are_cut(mnist, engine):
+    """The first page of the touching-pairs benchmark (bench/bench_real.py):
+    its fourth pair, a "70", is read by the shipped model as one 0 at 98%."""
+    from napari_digits.current_model import shipped_model_path
+    from napari_digits.engine.protocol import Predict
+    from napari_digits.results import read_page
+
+    model = str(shipped_model_path())
+
+    def predict(crops):
+        return engine.call(Predict(model=model, images=crops))
+
+    order = np.random.default_rng(0).permutation(len(mnist.y_test))[:20]
+    x, y = mnist.x_test, mnist.y_test
+    pairs = [touching_pair(x[a], x[b]) for a, b in order.reshape(-1, 2)]
+    assert (y[order[6]], y[order[7]]) == (7, 0)
+    _, rows, _ = read_page(page_of(pairs), predict)
+    lines: dict[int, list[int]] = {}
+    for r in sorted(rows, key=lambda r: r.min_col):
+        lines.setdefault(r.line, []).append(r.prediction)
+    read = [lines[k] for k in sorted(lines)]
+    assert len(read) == 10 and all(len(digits) <= 2 for digits in read)
+    assert read[3] == [7, 0]
 
 
 def test_a_form_of_square_digits_is_not_over_cut(mnist, engine):

@@ -24,12 +24,14 @@ from napari_digits.scan.regions import (
     Scan,
 )
 from napari_digits.scan.touching import (
+    ALWAYS_TRY,
     CONFIDENT,
     MANY_DIGITS,
     MIN_PIECE_HEIGHT,
     SURE_SPLIT,
     TOUCHING,
     TRY_SPLIT,
+    TWO_WIDTH,
     WIDER_THAN_MOST,
     Sheared,
     _pieces,
@@ -38,6 +40,7 @@ from napari_digits.scan.touching import (
     piece_scores,
     row_runs,
     slant,
+    two_digits,
 )
 
 
@@ -148,11 +151,13 @@ def plan_cuts(
     least ``MANY_DIGITS`` digits, also wider than ``WIDER_THAN_MOST`` times
     their median width: forms that stretch every digit to a square box),
     crossing two strokes a row when it is narrower than ``SURE_SPLIT``, that
-    is wider than
-    ``TOUCHING`` digit heights or that the classifier does not read as one
-    digit with confidence (:data:`CONFIDENT`, stroke penalty included) is
-    over-cut: every candidate piece is cropped, all are classified in one
-    call, and the best path is kept (see :mod:`napari_digits.scan.touching`).
+    is at least ``ALWAYS_TRY`` digit heights wide or that the classifier does
+    not read as one digit with confidence (:data:`CONFIDENT`, stroke penalty
+    included) is over-cut: every candidate piece is cropped, all are
+    classified in one call, and the best path is kept (see
+    :mod:`napari_digits.scan.touching`); where that path is the whole
+    component, two halves read as two different digits with confidence
+    still cut it (:func:`~napari_digits.scan.touching.two_digits`).
     Cuts follow the component's slant
     (:func:`~napari_digits.scan.touching.slant`), so that slanted digits that
     touch can be cut apart.
@@ -170,12 +175,17 @@ def plan_cuts(
     widths = [b[3] - b[1] for b in boxes]
     if len(widths) >= MANY_DIGITS:
         try_from = max(try_from, WIDER_THAN_MOST * float(np.median(widths)))
-    wide, wholes = _doubtful(
+    wide, halves, wholes = _doubtful(
         labels, boxes, strength, height, margin, classify, try_from
     )
     jobs, crops, masks = [], [], []
-    for i, box, sheared in wide:
+    halved = {i for i, _, _ in halves}
+    for i, box, sheared in wide + halves:
         nodes, pieces = candidate_pieces(sheared.mask, height)
+        if i in halved:  # only the two halves that two_digits may choose
+            end, least = nodes[-1], TWO_WIDTH * height
+            pieces = [(a, z) for a, z in pieces if (a == 0) != (z == end)]
+            pieces = [(a, z) for a, z in pieces if z - a >= least]
         for a, z in pieces:
             crop = crop_piece(sheared.piece(a, z), box, strength, margin)
             if crop is not None:
@@ -184,23 +194,36 @@ def plan_cuts(
                 masks.append(sheared.mask[:, a:z])
     if not crops:
         return {}, wholes
-    score = piece_scores(classify(np.stack(crops)), row_runs(masks))
-    table: dict[int, tuple[list[int], dict, Sheared]] = {}
-    for (i, nodes, piece, sheared), s, crop in zip(jobs, score, crops, strict=True):
-        table.setdefault(i, (nodes, {}, sheared))[1][piece] = (float(s), crop)
+    probabilities = np.asarray(classify(np.stack(crops)))[:, :10]
+    score = piece_scores(probabilities, row_runs(masks))
+    classes, sure = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    table: dict[int, tuple[list[int], dict, dict, Sheared]] = {}
+    for job, s, c, p, crop in zip(jobs, score, classes, sure, crops, strict=True):
+        i, nodes, piece, sheared = job
+        readings, made = table.setdefault(i, (nodes, {}, {}, sheared))[1:3]
+        readings[piece] = (float(s), int(c), float(p))
+        made[piece] = crop
     plans = {}
-    for i, (nodes, scored, sheared) in table.items():
-        path = best_path(nodes, {p: s for p, (s, _) in scored.items()})
+    for i, (nodes, readings, made, sheared) in table.items():
+        if i in halved:
+            path = two_digits((nodes[0], nodes[-1]), nodes, readings, height)
+        else:
+            path = best_path(nodes, {p: r[0] for p, r in readings.items()})
+        if path and len(path) == 1:
+            path = two_digits(path[0], nodes, readings, height) or path
         if path:
-            plans[i] = [(sheared.piece(a, z), scored[a, z][1]) for a, z in path]
+            plans[i] = [(sheared.piece(a, z), made[a, z]) for a, z in path]
     return plans, wholes
 
 
 def _doubtful(labels, boxes, strength, height, margin, classify, try_from) -> tuple:
-    """Return the components to over-cut and the crops made of whole ones.
+    """Return the components to over-cut or halve and the crops of whole ones.
 
-    The components come as ``(label, box, Sheared)``; the crops as a dict
-    label -> crop.
+    The components to over-cut, and those read as one digit with confidence
+    but at least ``ALWAYS_TRY`` digit heights wide (to be cut in two only
+    where :func:`~napari_digits.scan.touching.two_digits` finds two digits)
+    come as lists of ``(label, box, Sheared)``; the crops as a dict label ->
+    crop.
     """
     sure, maybe, crops, runs = [], [], [], []
     for i, b in enumerate(boxes, start=1):
@@ -220,10 +243,15 @@ def _doubtful(labels, boxes, strength, height, margin, classify, try_from) -> tu
         maybe.append((i, box, sheared))
         crops.append(crop)
         runs.append(strokes)
+    halves = []
     if crops:
         whole = piece_scores(classify(np.stack(crops)), np.array(runs))
-        sure += [m for m, s in zip(maybe, whole, strict=True) if s < CONFIDENT]
-    return sure, {m[0]: c for m, c in zip(maybe, crops, strict=True)}
+        for m, s in zip(maybe, whole, strict=True):
+            if s < CONFIDENT:
+                sure.append(m)
+            elif m[2].own.shape[1] >= ALWAYS_TRY * height:
+                halves.append(m)
+    return sure, halves, {m[0]: c for m, c in zip(maybe, crops, strict=True)}
 
 
 def _assemble(labels, strength, boxes, height, margin, split, ink, messages) -> Scan:
