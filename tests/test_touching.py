@@ -63,6 +63,12 @@ def test_two_digits_needs_two_wide_halves_read_as_two_confident_digits():
     assert two_digits((0, 20), nodes, readings, height=20) is None
     readings[0, 10] = (-0.31, 0, 0.99)  # both halves a 0: one digit
     assert two_digits((0, 20), nodes, readings, height=20) is None
+    # ... unless each half holds a loop of its own: "00", not one wide 0
+    assert two_digits((0, 20), nodes, readings, 20, [(2, 8)]) is None
+    assert two_digits((0, 20), nodes, readings, 20, [(2, 8), (12, 18)]) == [
+        (0, 10),
+        (10, 20),
+    ]
     readings[0, 10] = (-0.31, 4, 0.99)
     assert two_digits((0, 20), nodes, readings, height=30) is None  # too narrow
 

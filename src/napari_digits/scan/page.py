@@ -37,6 +37,7 @@ from napari_digits.scan.touching import (
     _pieces,
     best_path,
     candidate_pieces,
+    loops,
     piece_scores,
     row_runs,
     slant,
@@ -205,12 +206,14 @@ def plan_cuts(
         made[piece] = crop
     plans = {}
     for i, (nodes, readings, made, sheared) in table.items():
+        holes = loops(sheared.mask, height)
         if i in halved:
-            path = two_digits((nodes[0], nodes[-1]), nodes, readings, height)
+            whole = (nodes[0], nodes[-1])
+            path = two_digits(whole, nodes, readings, height, holes)
         else:
             path = best_path(nodes, {p: r[0] for p, r in readings.items()})
         if path and len(path) == 1:
-            path = two_digits(path[0], nodes, readings, height) or path
+            path = two_digits(path[0], nodes, readings, height, holes) or path
         if path:
             plans[i] = [(sheared.piece(a, z), made[a, z]) for a, z in path]
     return plans, wholes

@@ -216,16 +216,24 @@ def _through_loops(own: np.ndarray, height: float) -> np.ndarray:
     halve that digit, whose halves a classifier reads as confident 6s, 7s
     or 2s. Returns a bool per column.
     """
-    holes = ndi.binary_fill_holes(own) & ~own
     out = np.zeros(own.shape[1], bool)
+    for start, stop in loops(own, height):
+        out[start + 1 : stop - 1] = True
+    return out
+
+
+def loops(own: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """Return the columns (start, stop) of each hole of ``LOOP_AREA`` or more."""
+    holes = ndi.binary_fill_holes(own) & ~own
     if not holes.any():
-        return out
+        return []
     labels, n = ndi.label(holes)
     areas = np.bincount(labels.ravel(), minlength=n + 1)
-    for i, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is not None and areas[i] >= LOOP_AREA * height**2:
-            out[sl[1].start + 1 : sl[1].stop - 1] = True
-    return out
+    return [
+        (sl[1].start, sl[1].stop)
+        for i, sl in enumerate(ndi.find_objects(labels), start=1)
+        if sl is not None and areas[i] >= LOOP_AREA * height**2
+    ]
 
 
 def candidate_pieces(
@@ -372,6 +380,7 @@ def two_digits(
     nodes: Sequence[int],
     readings: dict[tuple[int, int], tuple[float, int, float]],
     height: float,
+    holes: Sequence[tuple[int, int]] = (),
 ) -> list[tuple[int, int]] | None:
     """Cut ``span`` in two where its halves read as two different digits.
 
@@ -379,7 +388,9 @@ def two_digits(
     touching digits as the bigger one, often with confidence, so the whole
     can win :func:`best_path`. Halves of one digit mostly read as that digit
     or as a thin 1, and the loop rule keeps cuts out of 0, 6, 8 and 9; two
-    wide halves read confidently as two different digits are two digits.
+    wide halves read confidently as two different digits are two digits,
+    and so are two read as the same digit where each holds a loop of its
+    own (a "00": one wide 0 has one loop).
 
     Parameters
     ----------
@@ -392,6 +403,8 @@ def two_digits(
         piece.
     height : float
         The digit height, in pixels.
+    holes : sequence of (start, stop)
+        The columns of the component's loops (:func:`loops`).
 
     Returns
     -------
@@ -413,7 +426,9 @@ def two_digits(
         if not a < m < z or min(m - a, z - m) < TWO_WIDTH * height:
             continue
         left, right = readings.get((a, m)), readings.get((m, z))
-        if left is None or right is None or left[1] == right[1]:
+        if left is None or right is None:
+            continue
+        if left[1] == right[1] and not (_holds(holes, a, m) and _holds(holes, m, z)):
             continue
         if min(left[2], right[2]) < TWO_CONFIDENT:
             continue
@@ -421,3 +436,8 @@ def two_digits(
         if best is None or total > best[0]:
             best = (total, [(a, m), (m, z)])
     return None if best is None else best[1]
+
+
+def _holds(holes: Sequence[tuple[int, int]], a: int, z: int) -> bool:
+    """Whether the columns ``a..z-1`` hold one of ``holes`` whole."""
+    return any(a <= start and stop <= z for start, stop in holes)
