@@ -18,6 +18,8 @@ model), TensorFlow in this process as in the command line:
   file that ``fc-list`` knows, 48 px tall, one line a font;
 - MNIST test accuracy of the model (the 10,000 test crops, no page);
 - the shipped sample page (``sample_data/scanned_page.jpg``);
+- MNIST test digits stretched 1.6 times (:func:`wide_row`): how often a
+  wide digit is cut into pieces read as digits (*spurious*);
 - touching pairs of MNIST test digits (:func:`pairs_row`): how often two
   digits that touch are read as those two digits ("11" and "00" that stay
   one digit);
@@ -151,30 +153,36 @@ def _read_page(image, predict):
 
 
 def layout(
-    images: np.ndarray, labels: np.ndarray, *, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int = 0,
+    per_line: int = PER_LINE,
+    per_page: int = PER_PAGE,
 ) -> list[tuple[np.ndarray, list[dict]]]:
     """Lay ink images (255 = ink) out as pages of dark ink on light paper.
 
-    Each digit is scaled (bilinear) so that its box is ``DIGIT_PX`` tall and
-    placed ``GAP_PX`` from its neighbours, ``PER_LINE`` a line; the paper has
+    Each image is scaled (bilinear) so that it is ``DIGIT_PX`` tall and
+    placed ``GAP_PX`` from its neighbours, ``per_line`` a line; the paper has
     a little noise. Returns ``(page uint8, truth rows)`` per page.
     """
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(seed)
-    side = images.shape[1]
-    zoom = DIGIT_PX / side
+    zoom = DIGIT_PX / images.shape[1]
     cell = DIGIT_PX + GAP_PX
+    cell_w = round(images.shape[2] * zoom) + GAP_PX
     pages = []
-    for start in range(0, len(images), PER_PAGE):
-        chunk = images[start : start + PER_PAGE]
-        lines = -(-len(chunk) // PER_LINE)
-        shape = (lines * cell + GAP_PX, PER_LINE * cell + GAP_PX)
+    for start in range(0, len(images), per_page):
+        chunk = images[start : start + per_page]
+        lines = -(-len(chunk) // per_line)
+        shape = (lines * cell + GAP_PX, per_line * cell_w + GAP_PX)
         ink = np.zeros(shape, np.float32)
         truth = []
         for k, image in enumerate(chunk):
             big = np.clip(ndi.zoom(image.astype(np.float32) / 255, zoom, order=1), 0, 1)
-            r, c = GAP_PX + (k // PER_LINE) * cell, GAP_PX + (k % PER_LINE) * cell
+            r = GAP_PX + (k // per_line) * cell
+            c = GAP_PX + (k % per_line) * cell_w
             ink[r : r + big.shape[0], c : c + big.shape[1]] = big
             rows, cols = np.nonzero(big > 0.5)
             if rows.size == 0:
@@ -232,8 +240,36 @@ def uci_row(name: str, file: str, predict, read=None) -> dict:
 
 
 # --------------------------------------------------------------------------
-# touching pairs
+# wide digits and touching pairs: cutting too much and too little
 # --------------------------------------------------------------------------
+
+WIDE_DIGITS = 2000
+#: how much wider the wide digits are made
+WIDER = 1.6
+
+
+def wide_row(predict, read=None) -> dict:
+    """The first ``WIDE_DIGITS`` MNIST test digits stretched ``WIDER`` times.
+
+    Wide handwriting: every piece of a wide digit is a candidate to be read
+    as a digit of its own, so this row shows over-cutting (*spurious*) as the
+    touching pairs show cuts not made. Laid out 12 a page, one line, so that
+    the reader's rule for forms of square digits stays off.
+    """
+    from scipy import ndimage as ndi
+
+    from napari_digits.data import load_mnist
+
+    mnist = load_mnist()
+    x, y = mnist.x_test[:WIDE_DIGITS], mnist.y_test[:WIDE_DIGITS]
+    width = round(28 * WIDER)
+    wide = np.zeros((len(x), 28, width), np.uint8)
+    for i, d in enumerate(x):
+        stretched = ndi.zoom(d.astype(np.float32), (1, WIDER), order=1)
+        wide[i, :, : stretched.shape[1]] = np.clip(stretched, 0, 255)[:, :width]
+    pages = layout(wide, y, per_line=PAIRS_PER_PAGE, per_page=PAIRS_PER_PAGE)
+    return pages_row(f"MNIST test, {WIDER:g}x wide", pages, predict, read)
+
 
 TOUCHING_PAIRS = 200
 #: pairs a page, one a line: fewer than the reader's ``MANY_DIGITS``, so that
@@ -480,6 +516,7 @@ def run() -> list[dict]:
         printed_row(predict),
         mnist_row(predict),
         sample_row(predict),
+        wide_row(predict),
         pairs_row(predict),
     ]
     if os.environ.get("BENCH_CORRECTIONS", "1") != "0":
