@@ -14,6 +14,8 @@ from napari_digits.scan.touching import (
 )
 from napari_digits.synthetic import touching_pair
 
+SCALE = 3
+
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir):
@@ -161,6 +163,23 @@ def test_touching_digits_read_as_one_confident_digit_are_cut(mnist, engine):
     read = [lines[k] for k in sorted(lines)]
     assert len(read) == 10 and all(len(digits) <= 2 for digits in read)
     assert read[3] == [7, 0]
+
+
+@pytest.mark.parametrize("index", [1, 10, 11, 25])
+def test_a_wide_digit_is_one_digit(mnist, engine, index):
+    """MNIST test digits stretched 1.6 times, as wide hands write: once cut
+    into pieces read as "22", "13", "15", "62" (a piece could not be wider
+    than 1.3 digit heights)."""
+    from napari_digits.current_model import shipped_model_path
+    from napari_digits.engine.protocol import Predict
+    from napari_digits.results import read_page
+
+    model = str(shipped_model_path())
+    wide = np.clip(ndi.zoom(mnist.x_test[index] / 255, (SCALE, 1.6 * SCALE)), 0, 1)
+    _, rows, _ = read_page(
+        page_of([wide]), lambda crops: engine.call(Predict(model=model, images=crops))
+    )
+    assert [r.prediction for r in rows] == [mnist.y_test[index]]
 
 
 def test_a_form_of_square_digits_is_not_over_cut(mnist, engine):

@@ -37,6 +37,7 @@ from napari_digits.scan.touching import (
     _pieces,
     best_path,
     candidate_pieces,
+    halve_wide,
     loops,
     piece_scores,
     row_runs,
@@ -212,8 +213,8 @@ def plan_cuts(
             path = two_digits(whole, nodes, readings, height, holes)
         else:
             path = best_path(nodes, {p: r[0] for p, r in readings.items()})
-        if path and len(path) == 1:
-            path = two_digits(path[0], nodes, readings, height, holes) or path
+        if path:
+            path = halve_wide(path, nodes, readings, height, holes)
         if path:
             plans[i] = [(sheared.piece(a, z), made[a, z]) for a, z in path]
     return plans, wholes
