@@ -169,7 +169,7 @@ def test_touching_digits_read_as_one_confident_digit_are_cut(mnist, engine):
 def test_a_wide_digit_is_one_digit(mnist, engine, index):
     """MNIST test digits stretched 1.6 times, as wide hands write: once cut
     into pieces read as "22", "13", "15", "62" (a piece could not be wider
-    than 1.3 digit heights)."""
+    than 1.3 digit heights; a component kept whole may be 1.6 now)."""
     from napari_digits.current_model import shipped_model_path
     from napari_digits.engine.protocol import Predict
     from napari_digits.results import read_page
