@@ -167,6 +167,47 @@ def bars(boxes: np.ndarray, member: np.ndarray, height: float) -> np.ndarray:
     return (pieces >= 2) & (flat_pieces == pieces)
 
 
+def commas(boxes: np.ndarray, ok: np.ndarray, height: float) -> np.ndarray:
+    """Which digit-like groups are commas: short, and hanging below a digit.
+
+    A comma is written from about the foot of the digits down: a group under
+    0.75 digit heights tall and 0.6 wide whose top is below the middle of a
+    digit at least 1.5 times as tall, at most half a digit height beside it,
+    and whose foot is at least a tenth of that digit's height below that
+    digit's foot. Digits stand on the line; a cheque's commas (as tall as
+    half a digit) were read as 1s.
+
+    Parameters
+    ----------
+    boxes : ndarray
+        ``(n, 4)`` boxes of the groups.
+    ok : ndarray
+        ``(n,)`` bool: the groups that can be digits (:func:`digit_like`).
+    height : float
+        The digit height, in pixels.
+
+    Returns
+    -------
+    ndarray
+        bool ``(n,)``.
+    """
+    out = np.zeros(len(boxes), bool)
+    if len(boxes) > 20_000:
+        return out
+    h = boxes[:, 2] - boxes[:, 0]
+    w = boxes[:, 3] - boxes[:, 1]
+    digits = np.flatnonzero(ok)
+    for g in np.flatnonzero(ok & (h < 0.75 * height) & (w < 0.6 * height)):
+        d = boxes[digits[digits != g]]
+        b = boxes[g]
+        dh = d[:, 2] - d[:, 0]
+        gap = np.maximum(d[:, 1] - b[3], b[1] - d[:, 3])
+        beside = (gap <= 0.5 * height) & (dh >= 1.5 * h[g])
+        low = (b[0] > (d[:, 0] + d[:, 2]) / 2) & (b[2] >= d[:, 2] + 0.1 * dh)
+        out[g] = bool((beside & low).any())
+    return out
+
+
 def _select(boxes, areas, specks, height, marks=False):
     """Merge fragments and keep digit-like groups: a label lookup table.
 
@@ -179,11 +220,13 @@ def _select(boxes, areas, specks, height, marks=False):
     gareas = np.bincount(member, weights=areas[idx], minlength=len(roots))
     flat = bars(boxes[idx], member, height)
     ok = digit_like(gboxes, gareas, height) & ~flat
+    comma = commas(gboxes, ok, height)
+    ok &= ~comma
     owner = np.where(ok, np.arange(len(roots)), -1)
     owner = attach_orphans(gboxes, gareas, owner, height)
     kept = np.flatnonzero(ok)
     if marks:
-        mark = find_marks(gboxes, gareas, owner, flat, height)
+        mark = find_marks(gboxes, gareas, owner, flat | comma, height)
         owner[mark] = mark
         kept = np.concatenate([kept, mark])
     new_id = np.zeros(len(roots), np.int32)
@@ -206,7 +249,8 @@ def find_marks(
 
     A mark is a group that is not a digit and joined no digit, has ink (at
     least 2% of a digit height squared), is shorter than 0.45 digit heights
-    (or made of flat bars, see :func:`bars`), at most 1.5 digit heights
+    (or made of flat bars, see :func:`bars`, or a comma, see
+    :func:`commas`: ``flat``), at most 1.5 digit heights
     wide, and sits on a line of digits: its rows overlap a digit's (widened
     by 0.3 digit heights) and it is at most one digit height from it.
 
