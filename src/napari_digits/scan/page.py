@@ -153,13 +153,14 @@ def plan_cuts(
     least ``MANY_DIGITS`` digits, also wider than ``WIDER_THAN_MOST`` times
     their median width: forms that stretch every digit to a square box),
     crossing two strokes a row when it is narrower than ``SURE_SPLIT``, that
-    is at least ``ALWAYS_TRY`` digit heights wide or that the classifier does
-    not read as one digit with confidence (:data:`CONFIDENT`, stroke penalty
+    is wider than ``TOUCHING`` digit heights or that the classifier does not
+    read as one digit with confidence (:data:`CONFIDENT`, stroke penalty
     included) is over-cut: every candidate piece is cropped, all are
     classified in one call, and the best path is kept (see
-    :mod:`napari_digits.scan.touching`); where that path is the whole
-    component, two halves read as two different digits with confidence
-    still cut it (:func:`~napari_digits.scan.touching.two_digits`).
+    :mod:`napari_digits.scan.touching`). A component read with confidence
+    but at least ``ALWAYS_TRY`` digit heights wide is tried in two halves
+    only, and the pieces of a path are cut in two where their halves read as
+    two digits (:func:`~napari_digits.scan.touching.halve_wide`).
     Cuts follow the component's slant
     (:func:`~napari_digits.scan.touching.slant`), so that slanted digits that
     touch can be cut apart.
@@ -198,9 +199,9 @@ def plan_cuts(
         return {}, wholes
     probabilities = np.asarray(classify(np.stack(crops)))[:, :10]
     score = piece_scores(probabilities, row_runs(masks))
-    classes, sure = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    classes, best = probabilities.argmax(axis=1), probabilities.max(axis=1)
     table: dict[int, tuple[list[int], dict, dict, Sheared]] = {}
-    for job, s, c, p, crop in zip(jobs, score, classes, sure, crops, strict=True):
+    for job, s, c, p, crop in zip(jobs, score, classes, best, crops, strict=True):
         i, nodes, piece, sheared = job
         readings, made = table.setdefault(i, (nodes, {}, {}, sheared))[1:3]
         readings[piece] = (float(s), int(c), float(p))
@@ -253,7 +254,7 @@ def _doubtful(labels, boxes, strength, height, margin, classify, try_from) -> tu
         for m, s in zip(maybe, whole, strict=True):
             if s < CONFIDENT:
                 sure.append(m)
-            elif m[2].own.shape[1] >= ALWAYS_TRY * height:
+            elif m[1][3] - m[1][1] >= ALWAYS_TRY * height:  # box width
                 halves.append(m)
     return sure, halves, {m[0]: c for m, c in zip(maybe, crops, strict=True)}
 

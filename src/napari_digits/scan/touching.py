@@ -92,7 +92,7 @@ WIDER_THAN_MOST = 1.2
 MAX_PIECE = 1.3
 #: a component kept whole may be this wide: one digit of a wide hand (MNIST's
 #: test digits stretched 1.6 times: 90.1% read, 5.1% spurious pieces, with
-#: ``MAX_PIECE`` for it; 95.8% and 2.3% now). Cut pieces that wide too cost
+#: ``MAX_PIECE`` for it; 96.1% and 2.1% now). Cut pieces that wide too cost
 #: the correction benchmark 1.3 points of ORAND; touching digits that stay
 #: one piece are cut in two by :func:`halve_wide`
 WHOLE_MAX = 1.6
