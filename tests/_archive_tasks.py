@@ -44,3 +44,11 @@ def dashboard_samplers() -> tuple[bool, str]:
         dask.config.get("distributed.worker.profile.enabled"),
         dask.config.get("distributed.admin.tick.interval"),
     )
+
+
+def slowly(value, seconds: float = 2.0):
+    """Return ``value`` after ``seconds`` (a task still running when looked at)."""
+    import time
+
+    time.sleep(seconds)
+    return value

@@ -66,6 +66,34 @@ def test_workers_write_parquet_with_the_sequential_rows(scans, reference, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.parquet"]
 
 
+def test_a_result_lost_with_its_worker_is_computed_again(tmp_path):
+    """A page read on a worker that dies before its result is fetched (another
+    page killed it) is read again, not skipped as failed."""
+    import os
+    import signal
+
+    import cloudpickle
+
+    import _archive_tasks
+    from napari_digits.archive import cluster
+    from napari_digits.archive.pages import PageJob
+
+    cloudpickle.register_pickle_by_value(_archive_tasks)
+    with cluster.connect(workers=2) as client:
+        future = client.submit(_archive_tasks.slowly, 3, pure=False)
+        assert future.result() == 3
+        [holder] = client.who_has(future)[future.key]
+        pid = client.run(os.getpid, workers=[holder])[holder]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while holder in client.scheduler_info()["workers"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert future.status != "finished"  # computed again, for 2 s
+        job = PageJob(0, str(tmp_path / "p.png"))
+        assert cluster._outcome(future, job) == (3, True)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_loses_nothing_and_a_page_that_kills_twice_is_skipped(
     scans, reference, tmp_path

@@ -293,15 +293,16 @@ def _outcomes(
 def _outcome(future, job: PageJob) -> tuple[FileResult, bool]:
     """Return the future's result and True, or a failed result and False.
 
-    A task fails when it raised, when its worker died running it, or when
-    its worker died before the result was fetched.
+    A task fails when it raised or when its worker died running it. A result
+    lost with its worker after the task had finished is not a failure: Dask
+    computes it again for the future this client holds, and this waits for
+    it (counting it as a failure skipped pages whose workers another page
+    had killed).
     """
-    if future.status == "finished":
-        try:
-            return future.result(), True
-        except Exception as exc:
-            return _failed(job, exc), False
-    return _failed(job, future.exception()), False
+    try:
+        return future.result(), True
+    except Exception as exc:
+        return _failed(job, exc), False
 
 
 def _failed(job: PageJob, exc: BaseException | None) -> FileResult:
