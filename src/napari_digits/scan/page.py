@@ -183,8 +183,10 @@ def plan_cuts(
     )
     jobs, crops, masks = [], [], []
     halved = {i for i, _, _ in halves}
+    holes = {}  # the loops of each component, found once
     for i, box, sheared in wide + halves:
-        nodes, pieces = candidate_pieces(sheared.mask, height)
+        holes[i] = loops(sheared.mask, height)
+        nodes, pieces = candidate_pieces(sheared.mask, height, holes[i])
         if i in halved:  # only the two halves that two_digits may choose
             end, least = nodes[-1], TWO_WIDTH * height
             pieces = [(a, z) for a, z in pieces if (a == 0) != (z == end)]
@@ -208,14 +210,13 @@ def plan_cuts(
         made[piece] = crop
     plans = {}
     for i, (nodes, readings, made, sheared) in table.items():
-        holes = loops(sheared.mask, height)
         if i in halved:
             whole = (nodes[0], nodes[-1])
-            path = two_digits(whole, nodes, readings, height, holes)
+            path = two_digits(whole, nodes, readings, height, holes[i])
         else:
             path = best_path(nodes, {p: r[0] for p, r in readings.items()})
         if path:
-            path = halve_wide(path, nodes, readings, height, holes)
+            path = halve_wide(path, nodes, readings, height, holes[i])
         if path:
             plans[i] = [(sheared.piece(a, z), made[a, z]) for a, z in path]
     return plans, wholes

@@ -177,14 +177,17 @@ class Sheared:
         return self.own & (cols >= a) & (cols < z)
 
 
-def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
+def candidate_cuts(
+    own: np.ndarray, height: float, holes: Sequence[tuple[int, int]] | None = None
+) -> list[int]:
     """Columns where a component may be cut: minima of its ink profile.
 
     The local minima of the (lightly smoothed) column profile, at least
     ``MIN_PIECE_WIDTH`` digit heights from either end and from each other,
     the ``MAX_CUTS`` with the least ink, plus the cuts of the width rule
     (:func:`split_columns`), so that the search can always do as it does.
-    No minimum inside a loop counts (:func:`_through_loops`).
+    No minimum inside a loop counts (:func:`_through_loops`); ``holes`` are
+    the component's loops where already found (:func:`loops`).
 
     Returns
     -------
@@ -200,8 +203,10 @@ def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
         return []
     left = smooth[inner] <= smooth[inner - 1]
     right = smooth[inner] <= smooth[np.minimum(inner + 1, width - 1)]
-    loops = _through_loops(own, height)
-    minima = inner[left & right & ~loops[inner]]
+    if holes is None:
+        holes = loops(own, height)
+    inside = _through_loops(width, holes)
+    minima = inner[left & right & ~inside[inner]]
     chosen: list[int] = []
     for c in minima[np.argsort(smooth[minima], kind="stable")]:
         if len(chosen) >= MAX_CUTS:
@@ -214,16 +219,17 @@ def candidate_cuts(own: np.ndarray, height: float) -> list[int]:
     return sorted(set(chosen))
 
 
-def _through_loops(own: np.ndarray, height: float) -> np.ndarray:
+def _through_loops(width: int, holes: Sequence[tuple[int, int]]) -> np.ndarray:
     """Which columns cut through a loop of the ink (the hole of a 0, 6, 8, 9).
 
     A hole of at least ``LOOP_AREA`` digit heights squared belongs to one
     digit: a cut through its inside (not its first or last column) would
     halve that digit, whose halves a classifier reads as confident 6s, 7s
-    or 2s. Returns a bool per column.
+    or 2s. Returns a bool per column of a component ``width`` wide whose
+    loops' columns are ``holes`` (:func:`loops`).
     """
-    out = np.zeros(own.shape[1], bool)
-    for start, stop in loops(own, height):
+    out = np.zeros(width, bool)
+    for start, stop in holes:
         out[start + 1 : stop - 1] = True
     return out
 
@@ -243,9 +249,11 @@ def loops(own: np.ndarray, height: float) -> list[tuple[int, int]]:
 
 
 def candidate_pieces(
-    own: np.ndarray, height: float
+    own: np.ndarray, height: float, holes: Sequence[tuple[int, int]] | None = None
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Every column range between two cuts that could hold one digit.
+
+    ``holes`` as for :func:`candidate_cuts`.
 
     Returns
     -------
@@ -258,7 +266,7 @@ def candidate_pieces(
         component's height) and covers ``MIN_PIECE_AREA`` of a digit height
         squared.
     """
-    nodes = [0, *candidate_cuts(own, height), own.shape[1]]
+    nodes = [0, *candidate_cuts(own, height, holes), own.shape[1]]
     inked = np.flatnonzero(own.any(axis=1))
     own_height = inked[-1] - inked[0] + 1 if inked.size else 0
     tall = max(MIN_PIECE_HEIGHT * height, OF_COMPONENT * own_height)
