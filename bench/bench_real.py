@@ -287,7 +287,7 @@ def pairs_row(predict, read=None) -> dict:
     their two digits in order.
     """
     from napari_digits.data import load_mnist
-    from napari_digits.synthetic import touching_pair
+    from napari_digits.synthetic import one_a_line, touching_pair
 
     mnist = load_mnist()
     order = np.random.default_rng(0).permutation(len(mnist.y_test))
@@ -305,10 +305,7 @@ def pairs_row(predict, read=None) -> dict:
     got: list[list[int]] = []
     for start in range(0, len(pairs), PAIRS_PER_PAGE):
         chunk = pairs[start : start + PAIRS_PER_PAGE]
-        tops = np.cumsum([GAP_PX] + [p.shape[0] + GAP_PX for p in chunk])
-        ink = np.zeros((int(tops[-1]), max(p.shape[1] for p in chunk) + 2 * GAP_PX))
-        for top, p in zip(tops, chunk, strict=False):
-            ink[top : top + p.shape[0], GAP_PX : GAP_PX + p.shape[1]] = p
+        ink, tops = one_a_line(chunk, GAP_PX, GAP_PX)
         page = np.clip((0.9 - 0.8 * ink) * 255, 0, 255).astype(np.uint8)
         lines: list[list] = [[] for _ in chunk]
         for r in read(page, predict):

@@ -12,7 +12,7 @@ from napari_digits.scan.touching import (
     candidate_pieces,
     two_digits,
 )
-from napari_digits.synthetic import touching_pair
+from napari_digits.synthetic import one_a_line, touching_pair
 
 SCALE = 3
 
@@ -26,13 +26,7 @@ def mnist(mnist_dir):
 
 def page_of(pairs: list[np.ndarray]) -> np.ndarray:
     """Dark ink of the pairs on light paper, one pair a line."""
-    height = sum(p.shape[0] + 40 for p in pairs) + 40
-    width = max(p.shape[1] for p in pairs) + 120
-    ink = np.zeros((height, width))
-    top = 40
-    for p in pairs:
-        ink[top : top + p.shape[0], 60 : 60 + p.shape[1]] = p
-        top += p.shape[0] + 40
+    ink, _ = one_a_line(pairs, gap=40, margin=60)
     return 0.9 - 0.8 * ink
 
 

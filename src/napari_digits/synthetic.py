@@ -150,6 +150,35 @@ def touching_pair(a: np.ndarray, b: np.ndarray, scale: int = 3) -> np.ndarray:
     raise ValueError("the digits never touch")
 
 
+def one_a_line(
+    inks: Sequence[np.ndarray], gap: int, margin: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ink images one a line: ``gap`` pixels between and above them.
+
+    Parameters
+    ----------
+    inks : sequence of ndarray
+        float ink in 0..1 (such as :func:`touching_pair` gives).
+    gap : int
+        Rows above each image and below the last.
+    margin : int
+        Columns left and right of the widest image.
+
+    Returns
+    -------
+    ink : ndarray
+        float ``(H, W)``, the images placed ``margin`` from the left.
+    tops : ndarray
+        int ``(len(inks),)``: the first row of each image.
+    """
+    tops = gap + np.cumsum([0] + [a.shape[0] + gap for a in inks[:-1]])
+    height = gap + sum(a.shape[0] + gap for a in inks)
+    ink = np.zeros((height, max(a.shape[1] for a in inks) + 2 * margin))
+    for top, a in zip(tops, inks, strict=True):
+        ink[top : top + a.shape[0], margin : margin + a.shape[1]] = a
+    return ink, tops
+
+
 def _print_layer(shape, height, seed):
     """Draw the printed header text and two ruled lines (coverage in 0..1)."""
     from PIL import Image, ImageDraw, ImageFont
