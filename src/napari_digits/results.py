@@ -32,6 +32,7 @@ import numpy as np
 
 from napari_digits.io import atomic_path
 from napari_digits.scan import DigitRegion, Scan
+from napari_digits.scan.regions import chain_lines
 
 #: the exported CSV's header, in this order
 CSV_HEADER = (
@@ -137,7 +138,7 @@ def reading_order(
     >>> [(o.line, o.position, o.number) for o in orders]
     [(1, 1, 1), (1, 2, 1), (1, 3, 2), (2, 1, 3)]
     """
-    lines = _lines(regions, 0.6 * digit_height)
+    lines = chain_lines(regions, 0.6 * digit_height)
     out: list[Order | None] = [None] * len(regions)
     number = 0
     for line_no, members in enumerate(lines, start=1):
@@ -149,24 +150,6 @@ def reading_order(
             previous = box[3]
             out[k] = Order(line_no, position, number)
     return out  # type: ignore[return-value]
-
-
-def _lines(regions: Sequence[DigitRegion], tolerance: float) -> list[list[int]]:
-    """Chain digits left to right into lines; lines sorted top to bottom."""
-    lines: list[list[int]] = []
-    for k in sorted(range(len(regions)), key=lambda k: regions[k].bbox[1]):
-        row, col = regions[k].centroid
-        best, best_d = None, tolerance
-        for i, line in enumerate(lines):
-            last = regions[line[-1]]
-            d = abs(last.centroid[0] - row)
-            if d <= best_d and last.centroid[1] < col:
-                best, best_d = i, d
-        if best is None:
-            lines.append([k])
-        else:
-            lines[best].append(k)
-    return sorted(lines, key=lambda m: np.mean([regions[k].centroid[0] for k in m]))
 
 
 def top_two(probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -265,6 +248,7 @@ def read_page(
     file: str = "",
     page: int = 1,
     number_gap: float = 0.6,
+    fields: bool = False,
     **scan_options: object,
 ) -> tuple[Scan, list[DigitRow], np.ndarray]:
     """Find, classify and order the digits of one page.
@@ -274,14 +258,19 @@ def read_page(
     image : ndarray
         The page (see :func:`napari_digits.scan.to_gray`).
     predict : callable
-        Maps ``(N, 28, 28)`` uint8 crops to ``(N, 10)`` probabilities; it is
-        not called when no digit was found.
+        Maps ``(N, 28, 28)`` uint8 crops to ``(N, 10)`` probabilities (it is
+        not called when no digit was found) and, with ``fields``, lines of
+        digits to the field reader's probabilities (as the engine's
+        ``Predict`` does; see :mod:`napari_digits.scan.fields`).
     file : str
         Name written in the table's ``file`` column.
     page : int
         Written in the table's ``page`` column (from 1).
     number_gap : float
         See :func:`reading_order`.
+    fields : bool
+        Read each short line again whole with the field reader, whose
+        reading wins where it is confident and the two disagree.
     **scan_options
         Passed to :func:`napari_digits.scan.find_digits`.
 
@@ -294,8 +283,10 @@ def read_page(
     """
     from napari_digits.scan import find_digits
 
-    scan = find_digits(image, classify=predict, **scan_options)  # type: ignore[arg-type]
-    probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
+    scan = find_digits(image, classify=predict, fields=fields, **scan_options)  # type: ignore[arg-type]
+    probs = scan.probabilities
+    if probs is None:
+        probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
     rows = build_table(scan, probs, file=file, page=page, number_gap=number_gap)
     return scan, rows, probs
 

@@ -13,6 +13,7 @@ from napari_digits.scan.components import (
     estimate_digit_height,
 )
 from napari_digits.scan.crops import _no_crops, _region, crop_piece
+from napari_digits.scan.fields import read_lines
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import binarize, ink_strength
 from napari_digits.scan.regions import (
@@ -58,6 +59,7 @@ def find_digits(
     split_touching: bool = True,
     classify: Classify | None = None,
     marks: bool = False,
+    fields: bool = False,
     progress: Progress | None = None,
 ) -> Scan:
     """Find the digits on a page and make their MNIST-style crops.
@@ -136,7 +138,32 @@ def find_digits(
         digits = kept[:n_digits]
         plans, wholes = plan_cuts(labels, digits, strength, height, margin, classify)
     split = split_touching, plans, wholes, n_digits
-    return _assemble(labels, strength, kept, height, margin, split, ink, messages)
+    scan = _assemble(labels, strength, kept, height, margin, split, ink, messages)
+    if not fields or classify is None:
+        return scan
+    say("reading short lines whole")
+    return _read_fields(scan, strength, classify, margin)
+
+
+def _read_fields(scan: Scan, strength, classify: Classify, margin: int) -> Scan:
+    """Classify the digits, then read short lines whole (see ``fields``)."""
+    probs = np.zeros((0, 10), np.float32)
+    if len(scan):
+        probs = np.asarray(classify(scan.crops), np.float32)[:, :10]
+    page = scan.labels, strength
+    args = list(scan.regions), scan.crops, probs, page, classify, scan.digit_height
+    regions, crops, probs, won = read_lines(*args, margin)
+    order = sorted(range(len(regions)), key=lambda k: regions[k].bbox[:2])
+    messages = scan.messages
+    if won:
+        messages += (f"read {won} short lines whole with the field reader",)
+    return dataclasses.replace(
+        scan,
+        regions=tuple(regions[k] for k in order),
+        crops=crops[order] if len(order) else crops,
+        probabilities=probs[order] if len(order) else probs,
+        messages=messages,
+    )
 
 
 def plan_cuts(

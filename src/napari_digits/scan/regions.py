@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +58,8 @@ class Scan:
     ``crops[i]`` is the 28x28 uint8 MNIST-style image of ``regions[i]``;
     ``labels`` the page-sized label image (0 background, one label a digit);
     ``ink`` is ``"dark"`` or ``"light"``; ``messages`` says what the cleanup
-    did, for the user.
+    did, for the user; ``probabilities``, where the digits were read while
+    scanning (``find_digits(fields=True)``), ``(N, 10)`` per region.
     """
 
     regions: tuple[DigitRegion, ...]
@@ -67,6 +68,34 @@ class Scan:
     ink: str
     digit_height: float
     messages: tuple[str, ...] = field(default=())
+    probabilities: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.regions)
+
+
+def chain_lines(regions: Sequence[DigitRegion], tolerance: float) -> list[list[int]]:
+    """Chain digits left to right into lines; lines sorted top to bottom.
+
+    Each region, taken left to right, joins the line whose last region lies
+    to its left with the nearest centre row, within ``tolerance`` pixels.
+
+    Returns
+    -------
+    list of list of int
+        Indices into ``regions``, a list per line, each left to right.
+    """
+    lines: list[list[int]] = []
+    for k in sorted(range(len(regions)), key=lambda k: regions[k].bbox[1]):
+        row, col = regions[k].centroid
+        best, best_d = None, tolerance
+        for i, line in enumerate(lines):
+            last = regions[line[-1]]
+            d = abs(last.centroid[0] - row)
+            if d <= best_d and last.centroid[1] < col:
+                best, best_d = i, d
+        if best is None:
+            lines.append([k])
+        else:
+            lines[best].append(k)
+    return sorted(lines, key=lambda m: np.mean([regions[k].centroid[0] for k in m]))

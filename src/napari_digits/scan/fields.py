@@ -1,0 +1,320 @@
+"""Step 6: short lines read whole, as one number, by the field reader.
+
+A digit-by-digit reader is only as good as its cuts: a chain of joined 0s,
+a 1 with a flag or two digits that touch are cut wrongly as often as they
+are cut right. The field reader (a convolutional-recurrent network trained
+with CTC on lines of MNIST digits, :mod:`napari_digits.engine.fields`) reads
+a whole short line without cutting it. Each line of digits that fits its
+input (a line, or else each number of a line) is read both ways; where the
+two disagree and the field reader is confident of every digit of its
+reading, its reading wins: the digits keep their boxes when it finds as many
+digits as the cuts did, and the line is cut again where it finds more or
+fewer (between the columns where it read each digit).
+
+The classifier and the field reader are one callable, ``classify``: ``(N,
+28, 28)`` crops give ``(N, 10)`` probabilities and ``(N, FIELD_HEIGHT,
+FIELD_WIDTH)`` lines give ``(N, FRAMES, 11)`` per-frame probabilities (the
+ten digits, then the CTC blank); the engine's ``Predict`` does both.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_digits.scan.crops import _region
+from napari_digits.scan.regions import Classify, DigitRegion, chain_lines
+
+#: the field reader's input, white ink on black, the ink scaled to
+#: ``FIELD_HEIGHT - 2 * FIELD_MARGIN`` rows (narrower if the line is long)
+FIELD_HEIGHT = 32
+FIELD_WIDTH = 192
+FIELD_MARGIN = 2
+#: input columns a frame of the reader's output (its pooling)
+FRAME = 4
+FRAMES = FIELD_WIDTH // FRAME
+#: the CTC blank: the reader's last class
+BLANK = 10
+#: a reading wins only where every digit of it is at least this probable
+#: (chosen on ORAND-CAR-A ``train``, then measured on ``val``)
+READ_CONFIDENT = 0.7
+#: a line whose digits the classifier all read at least this probable keeps
+#: them, unless the field reader finds another count of digits
+CLASSIFIER_SURE = 0.99
+#: ink below this is left out of the line's box
+INK = 0.3
+
+
+def field_image(ink: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Make the field reader's input of a line of ink.
+
+    Parameters
+    ----------
+    ink : ndarray
+        float ``(h, w)`` in 0..1 (1 = full ink), only the line's ink.
+
+    Returns
+    -------
+    image : ndarray
+        uint8 ``(FIELD_HEIGHT, FIELD_WIDTH)``, white ink on black: the ink's
+        box scaled to ``FIELD_HEIGHT - 2 * FIELD_MARGIN`` rows (fewer where
+        it would be wider than the field), ``FIELD_MARGIN`` columns from the
+        left.
+    left : float
+        The column of ``ink`` at the image's column ``FIELD_MARGIN``.
+    scale : float
+        Image columns per column of ``ink``.
+
+    Examples
+    --------
+    >>> ink = np.zeros((40, 100)); ink[5:35, 10:30] = 1
+    >>> image, left, scale = field_image(ink)
+    >>> image.shape, left, round(scale, 3)
+    ((32, 192), 10.0, 0.933)
+    """
+    rows = np.flatnonzero(ink.max(axis=1) > INK)
+    cols = np.flatnonzero(ink.max(axis=0) > INK)
+    out = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.uint8)
+    if rows.size == 0:
+        return out, 0.0, 1.0
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    room = FIELD_HEIGHT - 2 * FIELD_MARGIN, FIELD_WIDTH - 2 * FIELD_MARGIN
+    scale = min(room[0] / ink.shape[0], room[1] / ink.shape[1])
+    small = ndi.zoom(ink.astype(np.float32), scale, order=1)[: room[0], : room[1]]
+    top = (FIELD_HEIGHT - small.shape[0]) // 2
+    cols_at = slice(FIELD_MARGIN, FIELD_MARGIN + small.shape[1])
+    out[top : top + small.shape[0], cols_at] = np.round(np.clip(small, 0, 1) * 255)
+    return out, float(cols[0]), float(scale)
+
+
+def decode(frames: np.ndarray) -> list[tuple[int, float, int]]:
+    """Read a line from the field reader's per-frame probabilities (greedy CTC).
+
+    The most probable class of each frame; runs of one class count once and
+    blanks separate digits.
+
+    Parameters
+    ----------
+    frames : ndarray
+        ``(FRAMES, 11)`` probabilities: the ten digits, then the blank.
+
+    Returns
+    -------
+    list of (digit, probability, frame)
+        Each digit read, left to right, with its highest probability over
+        its run of frames and the frame where its run starts.
+
+    Examples
+    --------
+    >>> f = np.full((6, 11), 0.01); f[[0, 3, 5], 10] = 0.9
+    >>> f[1, 4] = f[2, 4] = 0.9; f[4, 7] = 0.8
+    >>> decode(f)
+    [(4, 0.9, 1), (7, 0.8, 4)]
+    """
+    best = np.asarray(frames).argmax(axis=1)
+    out: list[tuple[int, float, int]] = []
+    previous = BLANK
+    for t, c in enumerate(best):
+        p = float(frames[t, c])
+        if c != BLANK and c == previous:
+            digit, q, start = out[-1]
+            out[-1] = (digit, max(q, p), start)
+        elif c != BLANK:
+            out.append((int(c), p, t))
+        previous = c
+    return out
+
+
+def read_lines(
+    regions: list[DigitRegion],
+    crops: np.ndarray,
+    probabilities: np.ndarray,
+    page: tuple[np.ndarray, np.ndarray],
+    classify: Classify,
+    height: float,
+    margin: int,
+) -> tuple[list[DigitRegion], np.ndarray, np.ndarray, int]:
+    """Read each short line whole and keep the field reader's reading where it wins.
+
+    Parameters
+    ----------
+    regions, crops, probabilities
+        The digits and marks found, their crops and their ``(N, 10)``
+        class probabilities (a mark's row is ignored).
+    page : (labels, strength)
+        The page's label image (updated in place where a line is cut again)
+        and ink strength.
+    classify : callable
+        See the module's docstring.
+    height : float
+        The digit height, in pixels.
+    margin : int
+        The crops' margin (see :func:`napari_digits.scan.find_digits`).
+
+    Returns
+    -------
+    regions, crops, probabilities
+        As given, with the lines the field reader won read its way.
+    read : int
+        How many lines it won.
+    """
+    labels, strength = page
+    units = _units(regions, height)
+    if not units:
+        return regions, crops, probabilities, 0
+    images, places = [], []
+    for unit in units:
+        box = _union([regions[k].bbox for k in unit])
+        own = np.isin(_at(labels, box), [regions[k].label for k in unit])
+        image, left, scale = field_image(_at(strength, box) * own)
+        images.append(image)
+        places.append((box, left, scale))
+    frames = np.asarray(classify(np.stack(images)))
+    if frames.shape[1:] != (FRAMES, BLANK + 1):
+        raise ValueError(
+            f"classify gave {frames.shape} for lines of digits, not (N, {FRAMES}, "
+            f"{BLANK + 1}): give one that also reads lines (the engine's Predict "
+            "does) or read without fields (fields=False)"
+        )
+    regions, crops, probabilities = list(regions), list(crops), list(probabilities)
+    won, next_label = 0, int(labels.max()) + 1
+    for unit, place, line in zip(units, places, frames, strict=True):
+        chars = decode(line)
+        digits = [k for k in unit if not regions[k].mark]
+        if not _wins(chars, [probabilities[k] for k in digits]):
+            continue
+        if len(chars) == len(digits):
+            for k, (d, p, _) in zip(digits, chars, strict=True):
+                probabilities[k] = _blend(probabilities[k], d, p)
+        else:
+            cut = _cut_again(
+                [regions[k] for k in digits], chars, place, (labels, strength)
+            )
+            if cut is None:
+                continue
+            made = _new_digits(cut, chars, next_label, (labels, strength), margin)
+            if made is None:
+                continue
+            next_label += len(made[0])
+            for k in digits:
+                regions[k] = None  # type: ignore[call-overload]
+            new_probs = classify(np.stack(made[1]))[:, :10]
+            regions += made[0]
+            crops += made[1]
+            probabilities += [
+                _blend(q, d, p) for q, (d, p, _) in zip(new_probs, chars, strict=True)
+            ]
+        won += 1
+    keep = [k for k, r in enumerate(regions) if r is not None]
+    stack = np.stack([crops[k] for k in keep]) if keep else np.asarray(crops)
+    return (
+        [regions[k] for k in keep],
+        stack,
+        np.asarray([probabilities[k] for k in keep], np.float32).reshape(-1, 10),
+        won,
+    )
+
+
+def _units(regions: list[DigitRegion], height: float) -> list[list[int]]:
+    """Return the lines that fit the field reader, as indices into ``regions``.
+
+    A line fits where its box is at most as wide, for its height, as the
+    reader's input (6.7 times as wide as tall): a longer line is left to
+    the digit-by-digit reading.
+    """
+    fit = (FIELD_WIDTH - 2 * FIELD_MARGIN) / (FIELD_HEIGHT - 2 * FIELD_MARGIN)
+    return [
+        line
+        for line in chain_lines(regions, 0.6 * height)
+        if _fits(regions, line, fit) and any(not regions[k].mark for k in line)
+    ]
+
+
+def _fits(regions: list[DigitRegion], unit: list[int], fit: float) -> bool:
+    r0, c0, r1, c1 = _union([regions[k].bbox for k in unit])
+    return c1 - c0 <= fit * (r1 - r0)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    b = np.asarray(boxes)
+    return (
+        int(b[:, 0].min()),
+        int(b[:, 1].min()),
+        int(b[:, 2].max()),
+        int(b[:, 3].max()),
+    )
+
+
+def _at(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    return image[box[0] : box[2], box[1] : box[3]]
+
+
+def _wins(chars: list[tuple[int, float, int]], probabilities: list) -> bool:
+    """Whether a field reading replaces the digits the classifier read."""
+    if not chars or min(p for _, p, _ in chars) < READ_CONFIDENT:
+        return False
+    read = [int(np.argmax(q)) for q in probabilities]
+    if [d for d, _, _ in chars] == read:
+        return False
+    sure = bool(probabilities) and min(float(np.max(q)) for q in probabilities)
+    return len(chars) != len(read) or sure < CLASSIFIER_SURE
+
+
+def _blend(q: np.ndarray, digit: int, p: float) -> np.ndarray:
+    """Pull the classifier's probabilities ``q`` towards ``digit`` by ``p``."""
+    out = (1 - p) * np.asarray(q, np.float32)[:10]
+    out[digit] += p
+    return out
+
+
+def _cut_again(digits, chars, place, page) -> list | None:
+    """Cut a line's digits at the columns between the digits the reader read.
+
+    Returns the new digits' masks in the line's box (None where a piece
+    would be empty). The reader marks each digit near its left edge (its
+    run's first frame), so the cut before a digit is the column with the
+    least ink between the middle of the two digits' marks and the later one.
+    """
+    labels, _ = page
+    box, left, scale = place
+    own = np.isin(_at(labels, box), [r.label for r in digits])
+    columns = [
+        left + (FRAME * t + FRAME / 2 - FIELD_MARGIN) / scale for _, _, t in chars
+    ]
+    profile = own.sum(axis=0)
+    cuts = [0]
+    for a, b in itertools.pairwise(columns):
+        lo = max(cuts[-1] + 1, round((a + b) / 2))
+        hi = min(own.shape[1] - 1, round(b))
+        if hi < lo:
+            return None
+        cuts.append(lo + int(np.argmin(profile[lo : hi + 1])))
+    cuts.append(own.shape[1])
+    masks = []
+    for a, b in itertools.pairwise(cuts):
+        m = np.zeros_like(own)
+        m[:, a:b] = own[:, a:b]
+        if not m.any():
+            return None
+        masks.append(m)
+    return [(box, m) for m in masks], own
+
+
+def _new_digits(cut, chars, next_label, page, margin) -> tuple | None:
+    """Make regions and crops of the cut pieces and write their labels."""
+    pieces, own = cut
+    labels, strength = page
+    regions, crops = [], []
+    for k, (box, mask) in enumerate(pieces):
+        region, crop = _region(next_label + k, mask, box, strength, True, margin)
+        if region is None:
+            return None
+        regions.append(region)
+        crops.append(crop)
+    view = _at(labels, pieces[0][0])
+    view[own] = 0
+    for k, (_, mask) in enumerate(pieces):
+        view[mask] = next_label + k
+    return regions, crops

@@ -1,0 +1,144 @@
+"""Short lines read whole by the field reader (napari_digits.scan.fields).
+
+The rules are checked with a stand-in reader whose readings the test
+chooses; the real field reader, in the real engine, is checked at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_digits.scan import find_digits
+from napari_digits.scan.fields import (
+    BLANK,
+    FIELD_HEIGHT,
+    FIELD_WIDTH,
+    FRAME,
+    FRAMES,
+    decode,
+    field_image,
+)
+
+
+def line_of(blobs: int, *, gap: int = 30) -> np.ndarray:
+    """Dark blocks 60 px tall and 36 wide, ``gap`` apart, on light paper."""
+    page = np.full((160, 60 + blobs * (36 + gap)), 0.9, np.float32)
+    for k in range(blobs):
+        c = 40 + k * (36 + gap)
+        page[50:110, c : c + 36] = 0.1
+        page[62:98, c + 10 : c + 26] = 0.9  # a hole: a 0-like ring
+    return page
+
+
+class Reader:
+    """A stand-in for the engine's Predict: crops and lines, readings chosen.
+
+    Crops read as ``digit`` at ``sure``; a line reads as ``text``, each digit
+    at ``confident``, spread evenly over the line's ink (a digit marked in
+    the first frame of its share, as the real reader marks them).
+    """
+
+    def __init__(self, text: str, confident=0.9, digit=0, sure=0.6) -> None:
+        self.text, self.confident, self.digit, self.sure = text, confident, digit, sure
+        self.lines = 0
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if images.shape[1:] == (28, 28):
+            p = np.full((len(images), 10), (1 - self.sure) / 9, np.float32)
+            p[:, self.digit] = self.sure
+            return p
+        assert images.shape[1:] == (FIELD_HEIGHT, FIELD_WIDTH)
+        self.lines += len(images)
+        out = np.full((len(images), FRAMES, BLANK + 1), 0.001, np.float32)
+        out[:, :, BLANK] = 0.99
+        for i, image in enumerate(images):
+            inked = np.flatnonzero(image.max(axis=0) > 0)
+            first, last = inked[0] // FRAME, inked[-1] // FRAME
+            share = (last - first + 1) / len(self.text)
+            for j, d in enumerate(self.text):
+                t = int(first + j * share + 0.2 * share)
+                out[i, t, BLANK] = 0.001
+                out[i, t, int(d)] = self.confident
+        return out
+
+
+def read(page, reader, **options):
+    scan = find_digits(page, classify=reader, fields=True, digit_height=60, **options)
+    ordered = sorted(range(len(scan)), key=lambda k: scan.regions[k].bbox[1])
+    values = [int(scan.probabilities[k].argmax()) for k in ordered]
+    return scan, values
+
+
+def test_field_image_scales_the_ink_to_the_reader_input():
+    ink = np.zeros((100, 400), np.float32)
+    ink[20:80, 50:110] = 1.0
+    image, left, scale = field_image(ink)
+    assert image.shape == (FIELD_HEIGHT, FIELD_WIDTH) and image.dtype == np.uint8
+    assert left == 50 and scale == pytest.approx(28 / 60)
+    rows = np.flatnonzero(image.max(axis=1))
+    assert rows[-1] - rows[0] + 1 == 28
+    long = np.zeros((10, 1000), np.float32)
+    long[:, :] = 1  # too long for the height: scaled to the width
+    image, _, scale = field_image(long)
+    assert np.flatnonzero(image.max(axis=0))[-1] == FIELD_WIDTH - 3
+    assert field_image(np.zeros((5, 5)))[0].max() == 0
+
+
+def test_decode_counts_runs_once_and_blanks_separate_repeats():
+    f = np.full((8, 11), 0.01)
+    f[:, BLANK] = 0.9
+    for t, d in ((1, 0), (2, 0), (4, 0), (6, 5)):
+        f[t, BLANK], f[t, d] = 0.01, 0.95
+    assert decode(f) == [(0, 0.95, 1), (0, 0.95, 4), (5, 0.95, 6)]
+    assert decode(np.eye(11)[[BLANK] * 5]) == []
+
+
+def test_a_confident_reading_of_as_many_digits_relabels_them():
+    scan, values = read(line_of(3), Reader("777"))
+    assert values == [7, 7, 7]
+    assert any("field reader" in m for m in scan.messages)
+    assert scan.probabilities[0].max() == pytest.approx(0.9 + 0.1 * 0.4 / 9, abs=1e-4)
+
+
+def test_a_reading_with_more_digits_cuts_the_line_again():
+    page = line_of(3, gap=0)  # three rings that touch: one component
+    scan, values = read(page, Reader("4444"))
+    assert values == [4, 4, 4, 4]
+    labels = [r.label for r in scan.regions]
+    assert len(set(labels)) == 4
+    for region in scan.regions:  # each new digit is in the label image
+        r0, c0, r1, c1 = region.bbox
+        assert (scan.labels[r0:r1, c0:c1] == region.label).any()
+    assert scan.crops.shape == (4, 28, 28)
+    ink = (page < 0.5).sum()
+    assert (scan.labels > 0).sum() == pytest.approx(ink, rel=0.05)  # nothing lost
+
+
+def test_the_classifier_keeps_its_reading_where_either_is_unsure():
+    assert read(line_of(3), Reader("777", confident=0.6))[1] == [0, 0, 0]
+    assert read(line_of(3), Reader("777", sure=0.995))[1] == [0, 0, 0]
+    # ... unless the field reader finds another count of digits
+    assert read(line_of(3, gap=0), Reader("4444", sure=0.995))[1] == [4] * 4
+
+
+def test_lines_too_long_for_the_reader_are_not_read_whole():
+    reader = Reader("7" * 12)
+    _, values = read(line_of(12, gap=40), reader)
+    assert values == [0] * 12 and reader.lines == 0
+    reader = Reader("7")
+    read(line_of(1), reader)
+    assert reader.lines == 1
+
+
+def test_without_fields_the_scan_holds_no_probabilities():
+    scan = find_digits(line_of(2), classify=Reader("77"), digit_height=60)
+    assert scan.probabilities is None
+
+
+def test_a_classifier_that_cannot_read_lines_is_told_so():
+    def crops_only(images):
+        return np.full((len(images), 10), 0.1, np.float32)
+
+    with pytest.raises(ValueError, match="fields=False"):
+        find_digits(line_of(2), classify=crops_only, fields=True, digit_height=60)
