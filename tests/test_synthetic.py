@@ -83,3 +83,25 @@ def test_a_touching_pair_is_one_component_holding_both_digits(mnist):
     assert ink.sum() >= 0.9 * sum(np.clip(d, 0, 1).sum() for d in big)
     with pytest.raises(ValueError, match="without ink"):
         touching_pair(a, np.zeros_like(b))
+
+
+def test_field_lines_are_seeded_and_hold_their_digits(mnist):
+    from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
+    from napari_digits.synthetic_fields import MAX_DIGITS, digit_pool, make_fields
+
+    rng = np.random.default_rng(0)
+    pool, classes = digit_pool(mnist.x_train[:300], mnist.y_train[:300], rng)
+    assert len(pool) > 250 and all(p.dtype == np.float32 for p in pool)
+    images, digits, lengths = make_fields(pool, classes, 40, seed=1)
+    again = make_fields(pool, classes, 40, seed=1)
+    assert np.array_equal(images, again[0]) and np.array_equal(digits, again[1])
+    assert images.shape == (40, FIELD_HEIGHT, FIELD_WIDTH) and images.dtype == np.uint8
+    assert 1 <= lengths.min() and lengths.max() <= MAX_DIGITS
+    for line, n in zip(digits, lengths, strict=True):
+        assert (
+            (line[:n] >= 0).all() and (line[:n] <= 9).all() and (line[n:] == -1).all()
+        )
+    inked = images.max(axis=1) > 0  # each line's ink fills the reader's height
+    assert all(row.any() for row in inked)
+    assert (images.max(axis=(1, 2)) > 200).all()
+    assert not np.array_equal(images, make_fields(pool, classes, 40, seed=2)[0])
