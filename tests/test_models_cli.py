@@ -134,3 +134,49 @@ def test_tutorial_architecture_trains(mnist_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     accuracy = float(done.stdout.split("test accuracy ")[1].split(",")[0])
     assert accuracy > 0.8
+
+
+def test_train_fields_writes_a_reader_that_its_classifier_uses(
+    mnist_dir, tmp_path, engine
+):
+    import numpy as np
+
+    from napari_digits.engine.protocol import Predict
+    from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, FRAMES
+
+    model = tmp_path / "mine.keras"
+    model.write_bytes(shipped_model_path().read_bytes())
+    out = tmp_path / "mine.fields.keras"
+    done = _cli(
+        "train-fields", "--out", str(out), "--lines", "64", "--steps", "3",
+        mnist_dir=mnist_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "trained the field reader for 3 steps" in done.stdout
+    record = json.loads(Path(f"{out}.json").read_text())
+    assert record["steps"] == 3 and record["lines"] == 64
+    assert record["command"].startswith("napari-digits train-fields --out")
+    lines = np.zeros((2, FIELD_HEIGHT, FIELD_WIDTH), np.uint8)
+    lines[:, 4:28, 10:30] = 255
+    untrained = engine.call(Predict(model=str(model), images=lines))
+    shipped = engine.call(Predict(model=str(shipped_model_path()), images=lines))
+    assert untrained.shape == shipped.shape == (2, FRAMES, 11)
+    assert np.allclose(untrained.sum(axis=2), 1, atol=1e-4)
+    assert not np.allclose(untrained, shipped, atol=0.05)  # its own reader
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--out", "x.h5"), "must end in .keras"),
+        (("--out", "x.keras", "--lines", "0"), "--lines is 1 to"),
+        (("--out", "x.keras", "--steps", "0"), "--steps must be"),
+    ],
+)
+def test_train_fields_refuses_bad_values_in_one_line(
+    args, message, tmp_path, mnist_dir
+):
+    done = _cli("train-fields", *args, mnist_dir=mnist_dir)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and message in done.stderr
+    assert "error:" in done.stderr

@@ -248,7 +248,7 @@ def read_page(
     file: str = "",
     page: int = 1,
     number_gap: float = 0.6,
-    fields: bool = False,
+    fields: bool = True,
     **scan_options: object,
 ) -> tuple[Scan, list[DigitRow], np.ndarray]:
     """Find, classify and order the digits of one page.

@@ -12,7 +12,16 @@ import sys
 from collections.abc import Sequence
 
 #: the subcommands; each is the module of that name in this package
-SUBCOMMANDS = ("filter", "train", "evaluate", "filters", "read", "finetune", "doctor")
+SUBCOMMANDS = (
+    "filter",
+    "train",
+    "train_fields",
+    "evaluate",
+    "filters",
+    "read",
+    "finetune",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits.data import MnistError, load_mnist
+from napari_digits.engine import fields
 from napari_digits.engine._tf import keras, tf
 from napari_digits.engine.checkpoints import ModelFileError, nonfinite_weights
 from napari_digits.engine.devices import DeviceError, device_scope
@@ -27,6 +28,7 @@ from napari_digits.engine.protocol import (
     ModelInfo,
 )
 from napari_digits.engine.training import train
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
 
 __all__ = [
     "DeviceError",
@@ -149,13 +151,18 @@ def predict(model_path: str, images: np.ndarray) -> np.ndarray:
     model_path : str
         The ``.keras`` model.
     images : numpy.ndarray
-        ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink on black.
+        ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink on black;
+        or ``(N, FIELD_HEIGHT, FIELD_WIDTH)`` uint8 lines of digits, which
+        the model's field reader reads (:func:`napari_digits.engine.fields.read`).
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(N, 10)``, each row summing to 1.
+        float32 ``(N, 10)``, each row summing to 1; for lines, ``(N, FRAMES,
+        11)`` per-frame probabilities.
     """
+    if np.ndim(images) == 3 and np.shape(images)[1:] == (FIELD_HEIGHT, FIELD_WIDTH):
+        return fields.read(model_path, images)
     run = _compiled(_classifier(model_path))
     x = as_model_input(images)
     if len(x) == 0:

@@ -322,7 +322,10 @@ class Predict:
     """Class probabilities for images.
 
     ``images`` is ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink
-    on black like MNIST. The result is a float32 array ``(N, 10)``.
+    on black like MNIST. The result is a float32 array ``(N, 10)``. Lines of
+    digits, uint8 ``(N, 32, 192)`` (:func:`napari_digits.scan.fields.field_image`),
+    are read by the model's field reader: ``(N, 48, 11)`` per-frame
+    probabilities.
     """
 
     model: str

@@ -40,6 +40,8 @@ BLANK = 10
 #: a reading wins only where every digit of it is at least this probable
 #: (chosen on ORAND-CAR-A ``train``, then measured on ``val``)
 READ_CONFIDENT = 0.7
+#: ... and at least this where it finds another count of digits than the cuts
+RECUT_CONFIDENT = 0.7
 #: a line whose digits the classifier all read at least this probable keeps
 #: them, unless the field reader finds another count of digits
 CLASSIFIER_SURE = 0.99
@@ -258,8 +260,10 @@ def _wins(chars: list[tuple[int, float, int]], probabilities: list) -> bool:
     read = [int(np.argmax(q)) for q in probabilities]
     if [d for d, _, _ in chars] == read:
         return False
+    if len(chars) != len(read):
+        return min(p for _, p, _ in chars) >= RECUT_CONFIDENT
     sure = bool(probabilities) and min(float(np.max(q)) for q in probabilities)
-    return len(chars) != len(read) or sure < CLASSIFIER_SURE
+    return sure < CLASSIFIER_SURE
 
 
 def _blend(q: np.ndarray, digit: int, p: float) -> np.ndarray:
