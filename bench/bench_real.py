@@ -23,6 +23,8 @@ model), TensorFlow in this process as in the command line:
 - touching pairs of MNIST test digits (:func:`pairs_row`): how often two
   digits that touch are read as those two digits ("11" and "00" that stay
   one digit);
+- the baseline of the field reader (:func:`without_fields`): ORAND, the
+  wide digits one a line and the touching pairs read digit by digit;
 - the correction benchmark (:func:`corrections_rows`; skip it with
   ``BENCH_CORRECTIONS=0``): ORAND ``val`` and MNIST after fine-tuning on the
   corrected first 300 digits of ORAND ``train``.
@@ -244,17 +246,19 @@ def uci_row(name: str, file: str, predict, read=None) -> dict:
 # --------------------------------------------------------------------------
 
 WIDE_DIGITS = 2000
+WIDE_ALONE = 600
 #: how much wider the wide digits are made
 WIDER = 1.6
 
 
-def wide_row(predict, read=None) -> dict:
+def wide_row(predict, read=None, *, alone: bool = False) -> dict:
     """The first ``WIDE_DIGITS`` MNIST test digits stretched ``WIDER`` times.
 
     Wide handwriting: every piece of a wide digit is a candidate to be read
     as a digit of its own, so this row shows over-cutting (*spurious*) as the
     touching pairs show cuts not made. Laid out 12 a page, one line, so that
-    the reader's rule for forms of square digits stays off.
+    the reader's rule for forms of square digits stays off; ``alone``: the
+    first ``WIDE_ALONE`` of them, one a line, as the field reader reads them.
     """
     from scipy import ndimage as ndi
 
@@ -267,6 +271,10 @@ def wide_row(predict, read=None) -> dict:
     for i, d in enumerate(x):
         stretched = ndi.zoom(d.astype(np.float32), (1, WIDER), order=1)
         wide[i, :, : stretched.shape[1]] = np.clip(stretched, 0, 255)[:, :width]
+    if alone:
+        pages = layout(wide[:WIDE_ALONE], y, per_line=1, per_page=PAIRS_PER_PAGE)
+        name = f"MNIST test, {WIDER:g}x wide, one a line"
+        return pages_row(name, pages, predict, read)
     pages = layout(wide, y, per_line=PAIRS_PER_PAGE, per_page=PAIRS_PER_PAGE)
     return pages_row(f"MNIST test, {WIDER:g}x wide", pages, predict, read)
 
@@ -488,6 +496,25 @@ def corrections_rows(predict, path: str) -> list[dict]:
     return [val, mnist]
 
 
+def _digit_by_digit(image, predict):
+    """Read as ``_read_page`` does, without the field reader."""
+    from napari_digits.results import read_page
+
+    return read_page(image, predict, marks=True, fields=False)[1]
+
+
+def without_fields(predict, split: str) -> list[dict]:
+    """The rows the field reader changes, read digit by digit: the baseline."""
+    rows = [
+        orand(predict, split, _digit_by_digit),
+        wide_row(predict, _digit_by_digit, alone=True),
+        pairs_row(predict, _digit_by_digit),
+    ]
+    for r in rows:
+        r["set"] += ", digit by digit"
+    return rows
+
+
 def model_path() -> str:
     """``BENCH_MODEL`` or the shipped model."""
     from napari_digits.current_model import shipped_model_path
@@ -514,7 +541,9 @@ def run() -> list[dict]:
         mnist_row(predict),
         sample_row(predict),
         wide_row(predict),
+        wide_row(predict, alone=True),
         pairs_row(predict),
+        *without_fields(predict, split),
     ]
     if os.environ.get("BENCH_CORRECTIONS", "1") != "0":
         out += corrections_rows(predict, path)
