@@ -226,3 +226,19 @@ def test_a_10000_pixel_square_page_fits_in_a_few_gigabytes(mnist):
         tracemalloc.stop()
     assert len(scan) >= 8 * 45 * 11
     assert peak < 3e9, f"peak {peak / 1e9:.1f} GB"
+
+
+def test_a_digit_written_twice_as_tall_is_kept_a_longer_stroke_is_not():
+    from napari_digits.scan import digit_like
+
+    height = 20.0
+    boxes = np.array(
+        [
+            [0, 0, 20, 14],  # a digit
+            [0, 20, 42, 44],  # the first digit of an amount, written bigger
+            [0, 50, 46, 54],  # a stroke 2.3 digit heights long
+            [0, 60, 20, 200],  # a line 7 digit heights wide
+        ]
+    )
+    areas = np.array([120, 400, 150, 300])
+    assert digit_like(boxes, areas, height).tolist() == [True, True, False, False]

@@ -20,7 +20,7 @@ The pipeline, one small function a step:
    - *stray strokes*: a piece too small to be a digit (the detached bar of
      a 5) joins the digit within 0.2 digit heights of it if the union still
      has a digit's size;
-   - *not digits*: components taller than 1.8 digit heights or wider than
+   - *not digits*: components taller than 2.2 digit heights or wider than
      six (lines, borders, long strokes), shorter than 0.45 digit heights
      (printed text, dust, dashes), with too little ink, or solid blobs are
      rejected;
