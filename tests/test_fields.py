@@ -179,3 +179,32 @@ def test_the_field_reader_reads_touching_pairs_that_the_cuts_miss(mnist_dir, eng
     assert read[True][1] == [4, 3] and read[True][8] == [4, 1]
     right = {f: sum(a == b for a, b in zip(read[f], truth, strict=False)) for f in read}
     assert right[True] >= right[False] + 1  # (its "77" reads as "717" there)
+
+
+def test_a_flag_read_as_a_1_of_its_own_joins_its_stem():
+    from napari_digits.scan import DigitRegion
+    from napari_digits.scan.fields import join_flags
+
+    labels = np.zeros((100, 200), np.int32)
+    labels[20:80, 100:108] = 2  # the stem
+    for r in range(20, 50):  # the flag, down to the left from the stem's top
+        labels[r, 100 - (r - 20) : 106 - (r - 20)] = 1
+    labels[20:80, 140:148] = 3  # a 1 beside it, as tall as the stem
+    labels[20:80, 148:156] = 4  # ... and another, touching it
+    strength = (labels > 0).astype(np.float32)
+
+    def region(label):
+        rows, cols = np.nonzero(labels == label)
+        box = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+        centre = (rows.mean(), cols.mean())
+        return DigitRegion(label, box, centre, rows.size, touching=True)
+
+    regions = [region(k) for k in (1, 2, 3, 4)]
+    crops = np.zeros((4, 28, 28), np.uint8)
+    ones = np.tile(np.eye(10, dtype=np.float32)[1] * 0.9 + 0.01, (4, 1))
+    out, crops, probs, joined = join_flags(regions, crops, ones, (labels, strength), 1)
+    assert joined == 1 and len(out) == 3 and crops.shape == (3, 28, 28)
+    assert out[0].bbox == (20, 71, 80, 108)  # flag and stem: one 1
+    assert set(np.unique(labels)) == {0, 1, 3, 4}
+    assert [r.label for r in out[1:]] == [3, 4]  # two 1s as tall: two digits
+    assert probs.argmax(axis=1).tolist() == [1, 1, 1]

@@ -9,7 +9,9 @@ input (a line, or else each number of a line) is read both ways; where the
 two disagree and the field reader is confident of every digit of its
 reading, its reading wins: the digits keep their boxes when it finds as many
 digits as the cuts did, and the line is cut again where it finds more or
-fewer (between the columns where it read each digit).
+fewer (between the columns where it read each digit). Last, a continental 1 cut
+into its flag and its stem and read as "11" is joined back into one 1
+(:func:`join_flags`).
 
 The classifier and the field reader are one callable, ``classify``: ``(N,
 28, 28)`` crops give ``(N, 10)`` probabilities and ``(N, FIELD_HEIGHT,
@@ -322,3 +324,66 @@ def _new_digits(cut, chars, next_label, page, margin) -> tuple | None:
     for k, (_, mask) in enumerate(pieces):
         view[mask] = next_label + k
     return regions, crops
+
+
+#: the left of two touching 1s at most this tall, for the right one's height,
+#: is the flag of one continental 1, not a digit of its own
+FLAG = 0.75
+
+
+def join_flags(
+    regions: list[DigitRegion],
+    crops: np.ndarray,
+    probabilities: np.ndarray,
+    page: tuple[np.ndarray, np.ndarray],
+    margin: int,
+) -> tuple[list[DigitRegion], np.ndarray, np.ndarray, int]:
+    """Join each continental 1 read as "11" back into one 1.
+
+    A 1 written with a long up-stroke (the flag) is cut, by the cuts and by
+    the field reader alike, into two 1s: the slanted flag and the stem. Two
+    pieces of one component read as 1s, side by side, the left one at most
+    ``FLAG`` times as tall as the right one, are one 1 (two 1s written
+    together are as tall as each other).
+
+    Parameters
+    ----------
+    regions, crops, probabilities, page, margin
+        As for :func:`read_lines`.
+
+    Returns
+    -------
+    regions, crops, probabilities
+        With each flag joined to its stem.
+    joined : int
+        How many flags were joined.
+    """
+    labels, strength = page
+    read = [
+        -1 if r.mark else int(np.argmax(p))
+        for r, p in zip(regions, probabilities, strict=True)
+    ]
+    order = sorted(range(len(regions)), key=lambda k: regions[k].bbox[1])
+    gone, crops, probabilities = set(), list(crops), list(probabilities)
+    for i, j in itertools.pairwise(order):
+        a, b = regions[i], regions[j]
+        if i in gone or read[i] != 1 or read[j] != 1 or not (a.touching and b.touching):
+            continue
+        touch = a.bbox[3] >= b.bbox[1] and a.bbox[1] < b.bbox[1]
+        rows = min(a.bbox[2], b.bbox[2]) - max(a.bbox[0], b.bbox[0])
+        if not touch or rows <= 0 or a.height > FLAG * b.height:
+            continue
+        box = _union([a.bbox, b.bbox])
+        own = np.isin(_at(labels, box), [a.label, b.label])
+        region, crop = _region(a.label, own, box, strength, True, margin)
+        _at(labels, box)[own] = a.label
+        regions[i], crops[i] = region, crop
+        probabilities[i] = probabilities[j]
+        gone.add(j)
+    keep = [k for k in range(len(regions)) if k not in gone]
+    return (
+        [regions[k] for k in keep],
+        np.stack([crops[k] for k in keep]) if keep else np.asarray(crops),
+        np.asarray([probabilities[k] for k in keep], np.float32).reshape(-1, 10),
+        len(gone),
+    )

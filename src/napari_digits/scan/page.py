@@ -13,7 +13,7 @@ from napari_digits.scan.components import (
     estimate_digit_height,
 )
 from napari_digits.scan.crops import _no_crops, _region, crop_piece
-from napari_digits.scan.fields import read_lines
+from napari_digits.scan.fields import join_flags, read_lines
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import binarize, ink_strength
 from napari_digits.scan.regions import (
@@ -90,6 +90,13 @@ def find_digits(
         the classifier reads with the most confidence is kept
         (:func:`~napari_digits.scan.touching.best_path`); without it, the
         width rule cuts them.
+    marks : bool
+        Keep points, commas, dashes and ``=`` among digits as marks.
+    fields : bool
+        Read the digits with ``classify``, read each short line again whole
+        with the field reader and join flagged 1s read as "11"
+        (:mod:`napari_digits.scan.fields`); ``classify`` must then read
+        lines too, and the scan holds the probabilities.
     progress : callable, optional
         Called with a short description before each step.
 
@@ -146,17 +153,20 @@ def find_digits(
 
 
 def _read_fields(scan: Scan, strength, classify: Classify, margin: int) -> Scan:
-    """Classify the digits, then read short lines whole (see ``fields``)."""
+    """Classify the digits, read short lines whole, join flagged 1s (``fields``)."""
     probs = np.zeros((0, 10), np.float32)
     if len(scan):
         probs = np.asarray(classify(scan.crops), np.float32)[:, :10]
     page = scan.labels, strength
     args = list(scan.regions), scan.crops, probs, page, classify, scan.digit_height
     regions, crops, probs, won = read_lines(*args, margin)
+    regions, crops, probs, flags = join_flags(regions, crops, probs, page, margin)
     order = sorted(range(len(regions)), key=lambda k: regions[k].bbox[:2])
     messages = scan.messages
     if won:
         messages += (f"read {won} short lines whole with the field reader",)
+    if flags:
+        messages += (f"joined {flags} flags of 1s read as 11 back to their 1",)
     return dataclasses.replace(
         scan,
         regions=tuple(regions[k] for k in order),
