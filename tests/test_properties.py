@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage as ndi
@@ -237,6 +237,7 @@ def test_scan_of_a_page_gives_boxes_inside_it(page, method, ink):
 
 @SETTINGS
 @given(image=ANY_VALUES)
+@example(image=np.array([[np.inf, 3.40282357e38]]))  # paper past float32's range
 def test_to_gray_is_finite_and_within_0_1_or_scan_error(image):
     try:
         gray = to_gray(image)

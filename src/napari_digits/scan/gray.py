@@ -104,7 +104,7 @@ def _finite(a: np.ndarray, notes: list[str]) -> np.ndarray:
     if n == a.size:
         raise ScanError("no pixel of the page is a finite number (all NaN or inf)")
     paper = float(np.median(a[~bad]))
-    a = np.where(bad, np.float32(paper), a)
+    a = np.where(bad, a.dtype.type(paper), a)  # float64 paper may pass float32
     notes.append(f"{n} NaN/inf pixel(s) replaced by the page's median grey (paper)")
     return a
 
