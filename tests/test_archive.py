@@ -102,6 +102,11 @@ def test_annotated_names_are_unique_in_file_order_and_never_in_an_input(tmp_path
 
 
 def uniform(crops):
+    """Every digit a 3 at 55%; lines (the field reader's input) read as blank."""
+    if crops.shape[1:] != (28, 28):
+        frames = np.zeros((len(crops), 48, 11), np.float32)
+        frames[:, :, 10] = 1.0
+        return frames
     p = np.full((len(crops), 10), 0.05, np.float32)
     p[:, 3] = 0.55
     return p
