@@ -136,6 +136,7 @@ def test_tutorial_architecture_trains(mnist_dir, tmp_path):
     assert accuracy > 0.8
 
 
+@pytest.mark.slow  # trains a field reader: 11 s
 def test_train_fields_writes_a_reader_that_its_classifier_uses(
     mnist_dir, tmp_path, engine
 ):
