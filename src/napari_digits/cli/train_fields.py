@@ -104,21 +104,23 @@ def run(args: argparse.Namespace) -> int:
     pool, classes = digit_pool(x, y, rng)
     images, digits, lengths = make_fields(pool, classes, args.lines, seed=args.seed)
     say(f"made {args.lines} lines in {time.perf_counter() - start:.0f} s")
+    from napari_digits.engine.checkpoints import write_state
+
+    command = " ".join(["napari-digits", "train-fields", *sys.argv[2:]])
     try:
         record = fields.train(
             images, digits, lengths, args.out, steps=args.steps, seed=args.seed, say=say
         )
+        record = {
+            "command": command,
+            "lines": args.lines,
+            "digits": {"mnist_train": used, "printed": len(printed[1])},
+            "seed": args.seed,
+            **record,
+        }
+        write_state(record, args.out)  # <out>.json, strict JSON, atomically
     except (OSError, ValueError) as exc:
         return error("train-fields", exc)
-    command = " ".join(["napari-digits", "train-fields", *sys.argv[2:]])
-    record = {
-        "command": command,
-        "lines": args.lines,
-        "digits": {"mnist_train": used, "printed": len(printed[1])},
-        "seed": args.seed,
-        **record,
-    }
-    fields.write_record(record, args.out)
     print(
         f"trained the field reader for {args.steps} steps in "
         f"{record['train_wall_time_s']:.0f} s (loss {record['final_loss']}): "

@@ -14,24 +14,18 @@ on a cosine from 0.001 to 0.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from napari_digits.engine._tf import keras, tf
-from napari_digits.engine.checkpoints import ModelFileError, save_model
-from napari_digits.io import atomic_open
+from napari_digits.engine.checkpoints import save_model
 from napari_digits.scan.fields import BLANK, FIELD_HEIGHT, FIELD_WIDTH, FRAMES
 
 layers = keras.layers
-
-#: lines per call of the compiled inference function
-READ_BATCH = 256
 
 
 def build() -> keras.Model:
@@ -60,43 +54,6 @@ def reader_path(model_path: str | os.PathLike) -> Path:
     if own.is_file():
         return own
     return Path(__file__).parent.parent / "resources" / "fields.keras"
-
-
-def read(model_path: str | os.PathLike, images: np.ndarray) -> np.ndarray:
-    """Return the per-frame probabilities of lines of digits.
-
-    Parameters
-    ----------
-    model_path : str or path-like
-        The classifier whose field reader reads them (:func:`reader_path`).
-    images : ndarray
-        ``(N, FIELD_HEIGHT, FIELD_WIDTH)``, uint8 0..255, white ink on black.
-
-    Returns
-    -------
-    ndarray
-        float32 ``(N, FRAMES, 11)``.
-    """
-    path = reader_path(model_path)
-    if not path.is_file():
-        raise ModelFileError(f"the field reader {path} is missing: reinstall.")
-    stat = path.stat()
-    run = _compiled(str(path), stat.st_mtime_ns)
-    x = np.asarray(images, np.float32)[..., None] / 255.0
-    if len(x) == 0:
-        return np.zeros((0, FRAMES, BLANK + 1), np.float32)
-    parts = [
-        run(tf.constant(x[i : i + READ_BATCH])).numpy()
-        for i in range(0, len(x), READ_BATCH)
-    ]
-    return np.concatenate(parts)
-
-
-@lru_cache(maxsize=2)
-def _compiled(path: str, mtime_ns: int):
-    model = keras.models.load_model(path, compile=False)
-    spec = tf.TensorSpec((None, FIELD_HEIGHT, FIELD_WIDTH, 1), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
 
 def train(
@@ -179,12 +136,3 @@ def train(
         f"{tf.__version__}, Keras {keras.__version__}, "
         f"Python {platform.python_version()}",
     }
-
-
-def write_record(record: dict, out: str | os.PathLike) -> Path:
-    """Write ``record`` as ``<out>.json`` beside the model, atomically."""
-    path = Path(f"{out}.json")
-    with atomic_open(path) as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
-    return path

@@ -44,7 +44,8 @@ __all__ = [
     "train",
 ]
 
-#: images per call of the compiled inference function
+#: 28x28 images per call of the compiled inference function (fewer of larger
+#: images: the same pixels a call)
 PREDICT_BATCH = 2048
 
 
@@ -116,7 +117,7 @@ def _classifier(model_path: str | os.PathLike) -> keras.Model:
 @lru_cache(maxsize=4)
 def _compiled(model: keras.Model) -> tf.types.experimental.GenericFunction:
     """Return a compiled inference function of ``model`` (traced once)."""
-    spec = tf.TensorSpec((None, 28, 28, 1), tf.float32)
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
 
@@ -153,7 +154,8 @@ def predict(model_path: str, images: np.ndarray) -> np.ndarray:
     images : numpy.ndarray
         ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink on black;
         or ``(N, FIELD_HEIGHT, FIELD_WIDTH)`` uint8 lines of digits, which
-        the model's field reader reads (:func:`napari_digits.engine.fields.read`).
+        the model's field reader reads
+        (:func:`napari_digits.engine.fields.reader_path`).
 
     Returns
     -------
@@ -162,14 +164,16 @@ def predict(model_path: str, images: np.ndarray) -> np.ndarray:
         11)`` per-frame probabilities.
     """
     if np.ndim(images) == 3 and np.shape(images)[1:] == (FIELD_HEIGHT, FIELD_WIDTH):
-        return fields.read(model_path, images)
-    run = _compiled(_classifier(model_path))
-    x = as_model_input(images)
+        model = load_model(fields.reader_path(model_path))
+        x = np.asarray(images, np.float32)[..., None] / 255.0
+    else:
+        model, x = _classifier(model_path), as_model_input(images)
     if len(x) == 0:
-        return np.zeros((0, 10), np.float32)
+        return np.zeros((0, *model.output_shape[1:]), np.float32)
+    run = _compiled(model)
+    batch = max(1, PREDICT_BATCH * 28 * 28 // int(np.prod(x.shape[1:3])))
     parts = [
-        run(tf.constant(x[i : i + PREDICT_BATCH])).numpy()
-        for i in range(0, len(x), PREDICT_BATCH)
+        run(tf.constant(x[i : i + batch])).numpy() for i in range(0, len(x), batch)
     ]
     return np.concatenate(parts).astype(np.float32, copy=False)
 
