@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_digits import augment
-from napari_digits.scan.fields import field_image
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, field_image
 
 #: longest line, in digits
 MAX_DIGITS = 7
@@ -92,8 +92,7 @@ def make_fields(
     """
     rng = np.random.default_rng(seed)
     zeros = np.flatnonzero(classes == 0)
-    first = field_image(np.zeros((1, 1)))[0]
-    images = np.zeros((n, *first.shape), np.uint8)
+    images = np.zeros((n, FIELD_HEIGHT, FIELD_WIDTH), np.uint8)
     digits = np.full((n, MAX_DIGITS), -1, np.int32)
     lengths = np.zeros(n, np.int32)
     for k in range(n):

@@ -42,8 +42,6 @@ BLANK = 10
 #: a reading wins only where every digit of it is at least this probable
 #: (chosen on ORAND-CAR-A ``train``, then measured on ``val``)
 READ_CONFIDENT = 0.7
-#: ... and at least this where it finds another count of digits than the cuts
-RECUT_CONFIDENT = 0.7
 #: a line whose digits the classifier all read at least this probable keeps
 #: them, unless the field reader finds another count of digits
 CLASSIFIER_SURE = 0.99
@@ -169,8 +167,7 @@ def read_lines(
     if not units:
         return regions, crops, probabilities, 0
     images, places = [], []
-    for unit in units:
-        box = _union([regions[k].bbox for k in unit])
+    for unit, box in units:
         own = np.isin(_at(labels, box), [regions[k].label for k in unit])
         image, left, scale = field_image(_at(strength, box) * own)
         images.append(image)
@@ -184,7 +181,7 @@ def read_lines(
         )
     regions, crops, probabilities = list(regions), list(crops), list(probabilities)
     won, next_label = 0, int(labels.max()) + 1
-    for unit, place, line in zip(units, places, frames, strict=True):
+    for (unit, _), place, line in zip(units, places, frames, strict=True):
         chars = decode(line)
         digits = [k for k in unit if not regions[k].mark]
         if not _wins(chars, [probabilities[k] for k in digits]):
@@ -198,7 +195,7 @@ def read_lines(
             )
             if cut is None:
                 continue
-            made = _new_digits(cut, chars, next_label, (labels, strength), margin)
+            made = _new_digits(cut, place[0], next_label, (labels, strength), margin)
             if made is None:
                 continue
             next_label += len(made[0])
@@ -221,24 +218,20 @@ def read_lines(
     )
 
 
-def _units(regions: list[DigitRegion], height: float) -> list[list[int]]:
-    """Return the lines that fit the field reader, as indices into ``regions``.
+def _units(regions: list[DigitRegion], height: float) -> list[tuple[list[int], tuple]]:
+    """Return the lines that fit the field reader: indices into ``regions``, box.
 
     A line fits where its box is at most as wide, for its height, as the
     reader's input (6.7 times as wide as tall): a longer line is left to
     the digit-by-digit reading.
     """
     fit = (FIELD_WIDTH - 2 * FIELD_MARGIN) / (FIELD_HEIGHT - 2 * FIELD_MARGIN)
-    return [
-        line
-        for line in chain_lines(regions, 0.6 * height)
-        if _fits(regions, line, fit) and any(not regions[k].mark for k in line)
-    ]
-
-
-def _fits(regions: list[DigitRegion], unit: list[int], fit: float) -> bool:
-    r0, c0, r1, c1 = _union([regions[k].bbox for k in unit])
-    return c1 - c0 <= fit * (r1 - r0)
+    units = []
+    for line in chain_lines(regions, 0.6 * height):
+        r0, c0, r1, c1 = box = _union([regions[k].bbox for k in line])
+        if c1 - c0 <= fit * (r1 - r0) and any(not regions[k].mark for k in line):
+            units.append((line, box))
+    return units
 
 
 def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -263,9 +256,8 @@ def _wins(chars: list[tuple[int, float, int]], probabilities: list) -> bool:
     if [d for d, _, _ in chars] == read:
         return False
     if len(chars) != len(read):
-        return min(p for _, p, _ in chars) >= RECUT_CONFIDENT
-    sure = bool(probabilities) and min(float(np.max(q)) for q in probabilities)
-    return sure < CLASSIFIER_SURE
+        return True
+    return min(float(np.max(q)) for q in probabilities) < CLASSIFIER_SURE
 
 
 def _blend(q: np.ndarray, digit: int, p: float) -> np.ndarray:
@@ -275,13 +267,14 @@ def _blend(q: np.ndarray, digit: int, p: float) -> np.ndarray:
     return out
 
 
-def _cut_again(digits, chars, place, page) -> list | None:
+def _cut_again(digits, chars, place, page) -> tuple | None:
     """Cut a line's digits at the columns between the digits the reader read.
 
-    Returns the new digits' masks in the line's box (None where a piece
-    would be empty). The reader marks each digit near its left edge (its
-    run's first frame), so the cut before a digit is the column with the
-    least ink between the middle of the two digits' marks and the later one.
+    Returns the new digits' masks in the line's box and the mask of all of
+    them (None where a piece would be empty). The reader marks each digit
+    near its left edge (its run's first frame), so the cut before a digit is
+    the column with the least ink between the middle of the two digits'
+    marks and the later one.
     """
     labels, _ = page
     box, left, scale = place
@@ -305,23 +298,23 @@ def _cut_again(digits, chars, place, page) -> list | None:
         if not m.any():
             return None
         masks.append(m)
-    return [(box, m) for m in masks], own
+    return masks, own
 
 
-def _new_digits(cut, chars, next_label, page, margin) -> tuple | None:
-    """Make regions and crops of the cut pieces and write their labels."""
-    pieces, own = cut
+def _new_digits(cut, box, next_label, page, margin) -> tuple | None:
+    """Make regions and crops of the cut pieces in ``box``; write their labels."""
+    masks, own = cut
     labels, strength = page
     regions, crops = [], []
-    for k, (box, mask) in enumerate(pieces):
+    for k, mask in enumerate(masks):
         region, crop = _region(next_label + k, mask, box, strength, True, margin)
         if region is None:
             return None
         regions.append(region)
         crops.append(crop)
-    view = _at(labels, pieces[0][0])
+    view = _at(labels, box)
     view[own] = 0
-    for k, (_, mask) in enumerate(pieces):
+    for k, mask in enumerate(masks):
         view[mask] = next_label + k
     return regions, crops
 
