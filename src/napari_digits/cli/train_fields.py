@@ -79,47 +79,34 @@ def run(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
         return error("train-fields", problem)
-    import numpy as np
-
-    from napari_digits.cli._engine import engine_models
     from napari_digits.data import MnistError, load_mnist
-    from napari_digits.synthetic_fields import digit_pool, make_fields
 
     try:
         mnist = load_mnist(args.mnist)
     except MnistError as exc:
         return error("train-fields", str(exc))
+    from napari_digits.cli._engine import engine_models
+
     engine_models()  # TensorFlow, quietly
     from napari_digits.engine import fields
-
-    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    start = time.perf_counter()
-    from napari_digits.augment import font_digits, font_files
-
-    used = min(len(mnist.y_train), 4 * args.lines)  # 4 digits a line on average
-    rng = np.random.default_rng(args.seed)
-    printed = font_digits(font_files(), used // 10, rng)  # as the classifier's
-    x = np.concatenate([mnist.x_train[:used], printed[0]])
-    y = np.concatenate([mnist.y_train[:used], printed[1]])
-    pool, classes = digit_pool(x, y, rng)
-    images, digits, lengths = make_fields(pool, classes, args.lines, seed=args.seed)
-    say(f"made {args.lines} lines in {time.perf_counter() - start:.0f} s")
     from napari_digits.engine.checkpoints import write_state
 
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     command = " ".join(["napari-digits", "train-fields", *sys.argv[2:]])
     try:
+        (images, digits, lengths), used, printed = _make_lines(args, mnist, say)
         record = fields.train(
             images, digits, lengths, args.out, steps=args.steps, seed=args.seed, say=say
         )
         record = {
             "command": command,
             "lines": args.lines,
-            "digits": {"mnist_train": used, "printed": len(printed[1])},
+            "digits": {"mnist_train": used, "printed": printed},
             "seed": args.seed,
             **record,
         }
         write_state(record, args.out)  # <out>.json, strict JSON, atomically
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, MemoryError, TensorFlow's errors...
         return error("train-fields", exc)
     print(
         f"trained the field reader for {args.steps} steps in "
@@ -127,3 +114,22 @@ def run(args: argparse.Namespace) -> int:
         f"saved {args.out}"
     )
     return 0
+
+
+def _make_lines(args: argparse.Namespace, mnist, say) -> tuple:
+    """Make the training lines; return them, the MNIST and printed digits used."""
+    import numpy as np
+
+    from napari_digits.augment import font_digits, font_files
+    from napari_digits.synthetic_fields import digit_pool, make_fields
+
+    start = time.perf_counter()
+    used = min(len(mnist.y_train), 4 * args.lines)  # 4 digits a line on average
+    rng = np.random.default_rng(args.seed)
+    printed = font_digits(font_files(), used // 10, rng)  # as the classifier's
+    x = np.concatenate([mnist.x_train[:used], printed[0]])
+    y = np.concatenate([mnist.y_train[:used], printed[1]])
+    pool, classes = digit_pool(x, y, rng)
+    lines = make_fields(pool, classes, args.lines, seed=args.seed)
+    say(f"made {args.lines} lines in {time.perf_counter() - start:.0f} s")
+    return lines, used, len(printed[1])
