@@ -38,6 +38,7 @@ split (``val`` by default). Times are wall seconds for the whole set.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from collections.abc import Callable
@@ -429,10 +430,12 @@ def corrections_rows(predict, path: str) -> list[dict]:
     The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
     order) are read; every digit read wrongly is corrected from the labels,
     as a user would in the table (digits that match no labelled digit cannot
-    be corrected to "not a digit" and are left out); the model is fine-tuned
-    on the corrected digits and the confident ones
+    be corrected to "not a digit" and are left out, with their lines); the
+    model is fine-tuned on the corrected digits and the confident ones, and
+    the field reader on their lines
     (:func:`napari_digits.corrections.select`), MNIST replayed, in the
-    engine's default budget; ORAND ``val`` and MNIST are measured again.
+    engine's default budget; ORAND ``val``, MNIST and the touching pairs are
+    measured again.
     """
     from napari_digits.corrections import LearningSet, select
     from napari_digits.engine import models
@@ -462,9 +465,11 @@ def corrections_rows(predict, path: str) -> list[dict]:
                 if rows[j].prediction != truth[i]["label"]:
                     rows = correct(rows, j, truth[i]["label"])
                     fixed += 1
-        keep = [rows[j] for j in sorted(set(matched))]
+        # marks stay as read (a user leaves them); unmatched digits are left out
+        keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
         learning.add(select(scan, keep))
     images, labels, corrected = learning.arrays()
+    lines, line_digits = learning.line_arrays()
     out = REPO / "bench" / "results" / "corrected.keras"
     out.parent.mkdir(exist_ok=True)
     t = time.perf_counter()
@@ -475,6 +480,8 @@ def corrections_rows(predict, path: str) -> list[dict]:
             images=images,
             labels=labels,
             corrected=corrected,
+            lines=lines,
+            line_digits=line_digits,
             provenance={"benchmark": f"ORAND train, first {CORRECTED_DIGITS} digits"},
         )
     )
@@ -487,13 +494,17 @@ def corrections_rows(predict, path: str) -> list[dict]:
     val["set"] += ", after corrections"
     mnist = mnist_row(tuned)
     mnist["set"] += ", after corrections"
+    pairs = pairs_row(tuned)
+    pairs["set"] += ", after corrections"
+    record = json.loads(Path(f"{out}.json").read_text())["field_reader"] or {}
     note = (
         f"{fixed} corrected + {len(labels) - fixed} confident of the first "
-        f"{CORRECTED_DIGITS} train digits; fine-tuned in {seconds:.0f} s "
-        f"({result.steps} batches)"
+        f"{CORRECTED_DIGITS} train digits, {len(lines)} of their lines; "
+        f"fine-tuned in {seconds:.0f} s ({result.steps} batches, field reader "
+        f"{record.get('steps', 0)})"
     )
     val["note"] = note
-    return [val, mnist]
+    return [val, mnist, pairs]
 
 
 def _digit_by_digit(image, predict):

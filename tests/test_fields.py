@@ -131,6 +131,19 @@ def test_lines_too_long_for_the_reader_are_not_read_whole():
     assert reader.lines == 1
 
 
+def test_the_scan_keeps_each_short_line_as_the_reader_saw_it():
+    scan, _ = read(line_of(3, gap=0), Reader("4444"))  # cut again into four
+    [(labels, image)] = scan.lines
+    left_to_right = sorted(scan.regions, key=lambda r: r.bbox[1])
+    assert list(labels) == [r.label for r in left_to_right] and len(labels) == 4
+    assert image.shape == (FIELD_HEIGHT, FIELD_WIDTH) and image.dtype == np.uint8
+    inked = np.flatnonzero(image.max(axis=0) > 0)
+    assert inked[0] == 2  # the whole line, scaled to 28 rows of 60
+    assert inked[-1] - inked[0] + 1 == pytest.approx(3 * 36 * 28 / 60, abs=2)
+    scan, _ = read(line_of(12, gap=40), Reader("7" * 12))
+    assert scan.lines == ()  # too long for the reader
+
+
 def test_without_fields_the_scan_holds_no_probabilities():
     scan = find_digits(line_of(2), classify=Reader("77"), digit_height=60)
     assert scan.probabilities is None

@@ -5,7 +5,11 @@ some readings (the table's ``corrected`` column) and asks the model to learn
 from them: the fine-tuning set is every corrected digit (its correction as the
 label) and every digit read with a probability of at least ``confident`` and
 not corrected (its prediction as the label), each with its 28x28 crop. Marks
-(a value below 0) are left out. The engine does the fine-tuning
+(a value below 0) are left out. The short lines the field reader read
+(:attr:`napari_digits.scan.Scan.lines`) are learnt too, with their digits as
+the label (marks left out): each line where the user corrected a digit (they
+looked at it) and each line all of whose digits were read with confidence.
+The engine does the fine-tuning
 (:func:`napari_digits.engine.finetune.finetune`).
 
 From saved tables (``napari-digits finetune RESULTS.csv...``) the crops are
@@ -37,13 +41,29 @@ class LearningSet:
     labels: list[int] = field(default_factory=list)
     corrected: list[bool] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    lines: list[np.ndarray] = field(default_factory=list)
+    line_digits: list[list[int]] = field(default_factory=list)
 
     def add(self, other: LearningSet) -> None:
-        """Append another set's digits to this one."""
+        """Append another set's digits and lines to this one."""
         self.images += other.images
         self.labels += other.labels
         self.corrected += other.corrected
         self.files += [f for f in other.files if f not in self.files]
+        self.lines += other.lines
+        self.line_digits += other.line_digits
+
+    def line_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(lines (M, 32, 192) uint8, digits (M, L) int32)``.
+
+        Each line's digits are padded with -1 to the longest line's count.
+        """
+        width = max(map(len, self.line_digits), default=0)
+        digits = np.full((len(self.lines), width), -1, np.int32)
+        for k, read in enumerate(self.line_digits):
+            digits[k, : len(read)] = read
+        images = np.stack(self.lines) if self.lines else np.zeros((0, 32, 192))
+        return images.astype(np.uint8), digits
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(images (N, 28, 28) uint8, labels (N,), corrected (N,))``."""
@@ -78,6 +98,8 @@ def select(
     Returns
     -------
     LearningSet
+        The digits, and the page's short lines whose digits are all in
+        ``rows``, one of them corrected or all read with confidence.
     """
     index = {region.label: k for k, region in enumerate(scan.regions)}
     out = LearningSet()
@@ -92,6 +114,16 @@ def select(
         out.corrected.append(row.corrected is not None)
         if row.file not in out.files:
             out.files.append(row.file)
+    by_label = {row.label: row for row in rows}
+    for labels, image in scan.lines:
+        line = [by_label.get(label) for label in labels]
+        if any(row is None for row in line):
+            continue
+        digits = [row for row in line if row.value >= 0]
+        looked = any(row.corrected is not None for row in line)
+        if digits and (looked or min(r.probability for r in digits) >= confident):
+            out.lines.append(image)
+            out.line_digits.append([int(row.value) for row in digits])
     return out
 
 

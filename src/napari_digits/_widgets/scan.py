@@ -577,6 +577,7 @@ class ScanWidget(QWidget):
             show_info("correct some digits in the table first")
             return None
         images, labels, corrected = chosen.arrays()
+        lines, line_digits = chosen.line_arrays()
         out = learnt_model_path()
         config = FinetuneConfig(
             base=str(current_model.path),
@@ -584,6 +585,8 @@ class ScanWidget(QWidget):
             images=images,
             labels=labels,
             corrected=corrected,
+            lines=lines,
+            line_digits=line_digits,
             time_budget=LEARN_BUDGET,
             provenance={"files": chosen.files, "from": "Read digits widget"},
         )

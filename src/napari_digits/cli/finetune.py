@@ -136,12 +136,15 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         images, labels, corrected = learning.arrays()
+        lines, line_digits = learning.line_arrays()
         config = FinetuneConfig(
             base=model,
             out=str(args.out),
             images=images,
             labels=labels,
             corrected=corrected,
+            lines=lines,
+            line_digits=line_digits,
             mnist=args.mnist,
             seed=args.seed,
             time_budget=args.time_budget,

@@ -14,6 +14,7 @@ on a cosine from 0.001 to 0.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -44,16 +45,57 @@ def build() -> keras.Model:
     return keras.Model(inputs, outputs, name="field_reader")
 
 
+def own_reader_path(model_path: str | os.PathLike) -> Path:
+    """Return where a classifier's own field reader lives: ``<model>.fields.keras``."""
+    return Path(model_path).with_suffix(".fields.keras")
+
+
 def reader_path(model_path: str | os.PathLike) -> Path:
     """Return the field reader that goes with a classifier.
 
-    ``<model>.fields.keras`` beside the classifier where there is one, else
-    the one that ships in the package (``resources/fields.keras``).
+    Its own (:func:`own_reader_path`) where there is one, else the one that
+    ships in the package (``resources/fields.keras``).
     """
-    own = Path(model_path).with_suffix(".fields.keras")
+    own = own_reader_path(model_path)
     if own.is_file():
         return own
     return Path(__file__).parent.parent / "resources" / "fields.keras"
+
+
+def _ctc_step(model: keras.Model, optimizer, batch_size: int, *, training: bool):
+    """Return a compiled step: one batch of lines, CTC loss, one update."""
+    frames = tf.fill([batch_size], FRAMES)
+
+    @tf.function
+    def step(x, y, n, rate):
+        optimizer.learning_rate.assign(rate)
+        with tf.GradientTape() as tape:
+            p = model(x, training=training)
+            logits = tf.math.log(tf.maximum(p, 1e-8))
+            loss = tf.reduce_mean(
+                tf.nn.ctc_loss(
+                    y, logits, n, frames, logits_time_major=False, blank_index=BLANK
+                )
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    def run(images, digits, lengths, rate):
+        x = images[:, :, :, None].astype(np.float32) / 255.0
+        loss = step(
+            tf.constant(x),
+            tf.constant(np.maximum(digits, 0).astype(np.int32)),
+            tf.constant(np.asarray(lengths, np.int32)),
+            tf.constant(rate, tf.float32),
+        )
+        return float(loss)
+
+    return run
+
+
+def _cosine(rate: float, done: float) -> float:
+    return rate * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
 
 def train(
@@ -88,40 +130,14 @@ def train(
     """
     keras.utils.set_random_seed(seed)
     model = build()
-    optimizer = keras.optimizers.Adam(1e-3)
-    schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps)
-    frames = tf.fill([64], FRAMES)
-
-    @tf.function
-    def step(x, y, n, k):
-        optimizer.learning_rate.assign(schedule(k))
-        with tf.GradientTape() as tape:
-            p = model(x, training=True)
-            logits = tf.math.log(tf.maximum(p, 1e-8))
-            loss = tf.reduce_mean(
-                tf.nn.ctc_loss(
-                    y, logits, n, frames, logits_time_major=False, blank_index=BLANK
-                )
-            )
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
-
+    step = _ctc_step(model, keras.optimizers.Adam(1e-3), 64, training=True)
     rng = np.random.default_rng(seed)
     start, cpu = time.perf_counter(), time.process_time()
     loss = float("nan")
     for k in range(steps):
         batch = rng.integers(len(images), size=64)
-        x = images[batch, :, :, None].astype(np.float32) / 255.0
-        y = np.maximum(digits[batch], 0)
-        loss = float(
-            step(
-                tf.constant(x),
-                tf.constant(y),
-                tf.constant(lengths[batch]),
-                tf.constant(k),
-            )
-        )
+        rate = _cosine(1e-3, k / steps)
+        loss = step(images[batch], digits[batch], lengths[batch], rate)
         if (k + 1) % 200 == 0:
             seconds = time.perf_counter() - start
             say(f"step {k + 1}/{steps}: loss {loss:.3f}, {seconds:.0f} s")
@@ -136,3 +152,129 @@ def train(
         f"{tf.__version__}, Keras {keras.__version__}, "
         f"Python {platform.python_version()}",
     }
+
+
+#: a fine-tuning batch of lines: ``FINETUNE_USER`` of the user's, the rest
+#: synthetic lines of MNIST digits (replayed so that nothing is forgotten)
+FINETUNE_BATCH = 32
+FINETUNE_USER = 16
+#: at most this many batches, whatever the time budget
+FINETUNE_STEPS = 200
+#: Adam's learning rate at the start (cosine decay to 0)
+FINETUNE_RATE = 3e-4
+#: synthetic lines made for the replay
+REPLAY_LINES = 1000
+
+
+def finetune_reader(
+    base: str | os.PathLike,
+    lines: np.ndarray,
+    digits: np.ndarray,
+    out: str | os.PathLike,
+    mnist,
+    *,
+    time_budget: float,
+    seed: int = 0,
+) -> dict:
+    """Fine-tune a field reader on the user's lines and save it atomically.
+
+    Each batch holds ``FINETUNE_USER`` of the user's lines, each moved by up
+    to 2 rows and 3 columns, and synthetic lines of MNIST training digits
+    (:func:`napari_digits.synthetic_fields.make_fields`); the batch-norm
+    statistics stay the shipped reader's; Adam, the learning rate decaying
+    from ``FINETUNE_RATE`` to 0 over ``FINETUNE_STEPS`` batches or
+    ``time_budget`` seconds (making the synthetic lines included), whichever
+    ends first.
+
+    Parameters
+    ----------
+    base : str or path-like
+        The field reader to start from.
+    lines, digits
+        The user's lines ``(M, 32, 192)`` uint8 and their digits ``(M, L)``,
+        padded with -1.
+    out : str or path-like
+        The ``.keras`` file to write.
+    mnist : napari_digits.data.Mnist
+        MNIST, for the synthetic lines.
+    time_budget : float
+        Seconds.
+    seed : int
+        Seed of the batches and of the synthetic lines.
+
+    Returns
+    -------
+    dict
+        What was done: lines, batches, final loss, seconds.
+
+    Raises
+    ------
+    napari_digits.engine.checkpoints.ModelFileError
+        When ``base`` is not a field reader.
+    """
+    from napari_digits.engine.checkpoints import ModelFileError
+    from napari_digits.synthetic_fields import digit_pool, make_fields
+
+    start = time.perf_counter()
+    try:
+        model = keras.models.load_model(base, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelFileError(f"cannot load the field reader {base}: {exc}") from exc
+    if tuple(model.output_shape[1:]) != (FRAMES, BLANK + 1):
+        raise ModelFileError(f"{base} is not a field reader")
+    rng = np.random.default_rng(seed)
+    some = rng.choice(len(mnist.y_train), 2 * REPLAY_LINES, replace=False)
+    pool, classes = digit_pool(mnist.x_train[some], mnist.y_train[some], rng)
+    replay, replay_digits, replay_n = make_fields(
+        pool, classes, REPLAY_LINES, seed=seed
+    )
+    width = max(digits.shape[1], replay_digits.shape[1])
+    user_digits = _pad(digits, width)
+    replay_digits = _pad(replay_digits, width)
+    user_n = (digits >= 0).sum(axis=1)
+    step = _ctc_step(
+        model, keras.optimizers.Adam(FINETUNE_RATE), FINETUNE_BATCH, training=False
+    )
+    steps, loss = 0, float("nan")
+    while True:
+        done = max(steps / FINETUNE_STEPS, (time.perf_counter() - start) / time_budget)
+        if done >= 1.0:
+            break
+        u = rng.integers(len(lines), size=FINETUNE_USER)
+        r = rng.integers(REPLAY_LINES, size=FINETUNE_BATCH - FINETUNE_USER)
+        loss = step(
+            np.concatenate([_jitter(lines[u], rng), replay[r]]),
+            np.concatenate([user_digits[u], replay_digits[r]]),
+            np.concatenate([user_n[u], replay_n[r]]),
+            _cosine(FINETUNE_RATE, done),
+        )
+        steps += 1
+    save_model(model, out)
+    return {
+        "from": str(base),
+        "lines": len(lines),
+        "steps": steps,
+        "batch_size": FINETUNE_BATCH,
+        "user_lines_a_batch": FINETUNE_USER,
+        "learning_rate": FINETUNE_RATE,
+        "final_loss": round(loss, 4),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def _pad(digits: np.ndarray, width: int) -> np.ndarray:
+    out = np.full((len(digits), width), -1, np.int32)
+    out[:, : digits.shape[1]] = digits
+    return out
+
+
+def _jitter(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Move each line by up to 2 rows and 3 columns (blank where it left)."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:]
+    moves = rng.integers([-2, -3], [3, 4], size=(len(images), 2))
+    for k, (dr, dc) in enumerate(moves):
+        src = images[k, max(0, -dr) : h - max(0, dr), max(0, -dc) : w - max(0, dc)]
+        r, c = max(0, dr), max(0, dc)
+        out[k, r : r + src.shape[0], c : c + src.shape[1]] = src
+    return out

@@ -14,16 +14,21 @@ the batch-norm statistics stay MNIST's; plain SGD with momentum moves the
 weights gently.
 The run ends after ``time_budget`` seconds (or ``MAX_STEPS`` batches), the
 learning rate decaying to zero on the way (cosine); then the MNIST test
-accuracy is measured and the model is saved, with its provenance in the
-sidecar ``<out>.json``. The defaults were chosen on the correction benchmark
-(``bench/run.py real``): Adam, a half-MNIST batch or batch-norm updates
-forgot more MNIST (98.6-99.0%) for the same gain on the user's digits; 7/8
-MNIST kept 99.27%, 95% keeps 99.4%.
+accuracy is measured. Where the user's short lines come too, the classifier
+gets ``CLASSIFIER_SHARE`` of the budget and the field reader the rest
+(:func:`napari_digits.engine.fields.finetune_reader`), saved beside the new
+model as its own (``<out stem>.fields.keras``); without lines, the base
+model's own reader is copied there. Then the model is saved, with its
+provenance in the sidecar ``<out>.json``. The defaults were chosen on the
+correction benchmark (``bench/run.py real``): Adam, a half-MNIST batch or
+batch-norm updates forgot more MNIST (98.6-99.0%) for the same gain on the
+user's digits; 7/8 MNIST kept 99.27%, 95% keeps 99.4%.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,13 +40,20 @@ from napari_digits.augment import augment_batch
 from napari_digits.data import load_mnist
 from napari_digits.engine._tf import keras
 from napari_digits.engine.checkpoints import ModelFileError, save_model, write_state
+from napari_digits.engine.fields import finetune_reader, own_reader_path, reader_path
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
+from napari_digits.io import atomic_path
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
 
 #: a corrected digit is drawn this many times as often as a confident one
 CORRECTED_WEIGHT = 2.0
 #: at most this many batches, whatever the time budget
 MAX_STEPS = 600
+#: with lines to learn, the classifier's share of the time budget (the field
+#: reader gets what is left, at least ``MIN_READER_SECONDS``)
+CLASSIFIER_SHARE = 0.5
+MIN_READER_SECONDS = 5.0
 
 
 def _check(config: FinetuneConfig) -> None:
@@ -62,6 +74,54 @@ def _check(config: FinetuneConfig) -> None:
         raise ValueError("replay is the fraction of MNIST in a batch, 0 <= r < 1")
     if not config.time_budget > 0:
         raise ValueError("the time budget must be a positive number of seconds")
+    if _has_lines(config):
+        lines, digits = np.asarray(config.lines), np.asarray(config.line_digits)
+        shape = (FIELD_HEIGHT, FIELD_WIDTH)
+        if lines.shape[1:] != shape or len(digits) != len(lines):
+            raise ValueError(
+                f"expected (M, {shape[0]}, {shape[1]}) lines, M digit rows"
+            )
+        if digits.ndim != 2 or digits.min() < -1 or digits.max() > 9:
+            raise ValueError("a line's digits are 0..9, padded with -1")
+        if not (digits[:, 0] >= 0).all():
+            raise ValueError("every line holds at least one digit")
+
+
+def _has_lines(config: FinetuneConfig) -> bool:
+    return config.lines is not None and len(config.lines) > 0
+
+
+def _reader(
+    config: FinetuneConfig, mnist, train_start: float, log: Callable[[str], None]
+) -> dict | None:
+    """Give the new model its own field reader: fine-tuned, copied or none.
+
+    With lines, the base model's field reader is fine-tuned on them for the
+    rest of the time budget; without, the base model's own reader (if it has
+    one) is copied, so that the new model reads lines as its base did.
+    """
+    own = own_reader_path(config.out)
+    base = reader_path(config.base)
+    if not _has_lines(config):
+        if base == own_reader_path(config.base):
+            with atomic_path(own) as tmp:
+                shutil.copyfile(base, tmp)
+            return {"copied_from": str(base)}
+        own.unlink(missing_ok=True)  # a reader of an older model of that name
+        return None
+    left = config.time_budget - (time.perf_counter() - train_start)
+    log(f"fine-tuning the field reader on {len(config.lines)} lines")
+    record = finetune_reader(
+        base,
+        np.asarray(config.lines, np.uint8),
+        np.asarray(config.line_digits),
+        own,
+        mnist,
+        time_budget=max(left, MIN_READER_SECONDS),
+        seed=config.seed,
+    )
+    log(f"fine-tuned the field reader for {record['steps']} batches")
+    return record
 
 
 def _done(steps: int, start: float, budget: float) -> float:
@@ -127,8 +187,10 @@ def finetune(
         f"({n_corrected} corrected), MNIST replayed, for up to "
         f"{config.time_budget:.0f} s"
     )
+    # with lines, the field reader gets the rest of the budget
+    budget = config.time_budget * (CLASSIFIER_SHARE if _has_lines(config) else 1.0)
     steps, train_start = 0, time.perf_counter()
-    while (done := _done(steps, train_start, config.time_budget)) < 1.0:
+    while (done := _done(steps, train_start, budget)) < 1.0:
         optimizer.learning_rate = (
             config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
         )
@@ -141,6 +203,7 @@ def finetune(
         model.train_on_batch(x, y)
         steps += 1
     accuracy = test_accuracy(model, mnist)
+    reader = _reader(config, mnist, train_start, log)  # first: the model says "done"
     save_model(model, config.out)  # atomic; never a model with NaN weights
     wall = time.perf_counter() - start
     write_state(
@@ -159,6 +222,7 @@ def finetune(
             "time_budget_s": config.time_budget,
             "wall_time_s": round(wall, 1),
             "mnist_test_accuracy": accuracy,
+            "field_reader": reader,
             "provenance": config.provenance,
         },
         config.out,

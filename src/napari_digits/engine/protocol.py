@@ -256,7 +256,11 @@ class FinetuneConfig:
 
     ``images`` are ``(N, 28, 28)`` uint8 crops (white ink on black) and
     ``labels`` their digits; ``corrected`` flags the ones the user corrected
-    (the others were read with high confidence). ``provenance`` is recorded
+    (the others were read with high confidence). ``lines`` are ``(M, 32,
+    192)`` uint8 short lines as the field reader reads them and
+    ``line_digits`` their digits, ``(M, L)`` padded with -1
+    (:meth:`napari_digits.corrections.LearningSet.line_arrays`): where there
+    are some, the field reader is fine-tuned too. ``provenance`` is recorded
     as is in the new model's sidecar (which files, how many corrections).
     """
 
@@ -274,6 +278,8 @@ class FinetuneConfig:
     batch_size: int = 64
     replay: float = 0.95  # fraction of each batch drawn from MNIST
     provenance: dict = field(default_factory=dict)
+    lines: np.ndarray | None = None
+    line_digits: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -163,16 +163,12 @@ def read_lines(
         How many lines it won.
     """
     labels, strength = page
-    units = _units(regions, height)
-    if not units:
+    lines = short_lines(regions, page, height)
+    if not lines:
         return regions, crops, probabilities, 0
-    images, places = [], []
-    for unit, box in units:
-        own = np.isin(_at(labels, box), [regions[k].label for k in unit])
-        image, left, scale = field_image(_at(strength, box) * own)
-        images.append(image)
-        places.append((box, left, scale))
-    frames = np.asarray(classify(np.stack(images)))
+    units = [(unit, box) for unit, box, _, _ in lines]
+    places = [place for _, _, _, place in lines]
+    frames = np.asarray(classify(np.stack([image for _, _, image, _ in lines])))
     if frames.shape[1:] != (FRAMES, BLANK + 1):
         raise ValueError(
             f"classify gave {frames.shape} for lines of digits, not (N, {FRAMES}, "
@@ -216,6 +212,36 @@ def read_lines(
         np.asarray([probabilities[k] for k in keep], np.float32).reshape(-1, 10),
         won,
     )
+
+
+def short_lines(
+    regions: list[DigitRegion], page: tuple[np.ndarray, np.ndarray], height: float
+) -> list[tuple[list[int], tuple, np.ndarray, tuple]]:
+    """Make the field reader's input of each line that fits it.
+
+    Parameters
+    ----------
+    regions : list of DigitRegion
+        The digits and marks found.
+    page : (labels, strength)
+        The page's label image and ink strength.
+    height : float
+        The digit height, in pixels.
+
+    Returns
+    -------
+    list of (unit, box, image, place)
+        For each short line: indices into ``regions`` left to right, the
+        line's box, its input (:func:`field_image`, only the line's own ink)
+        and ``(box, left, scale)`` to map the input's columns back to the page.
+    """
+    labels, strength = page
+    out = []
+    for unit, box in _units(regions, height):
+        own = np.isin(_at(labels, box), [regions[k].label for k in unit])
+        image, left, scale = field_image(_at(strength, box) * own)
+        out.append((unit, box, image, (box, left, scale)))
+    return out
 
 
 def _units(regions: list[DigitRegion], height: float) -> list[tuple[list[int], tuple]]:

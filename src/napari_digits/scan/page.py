@@ -13,7 +13,7 @@ from napari_digits.scan.components import (
     estimate_digit_height,
 )
 from napari_digits.scan.crops import _no_crops, _region, crop_piece
-from napari_digits.scan.fields import join_flags, read_lines
+from napari_digits.scan.fields import join_flags, read_lines, short_lines
 from napari_digits.scan.gray import to_gray
 from napari_digits.scan.ink import binarize, ink_strength
 from napari_digits.scan.regions import (
@@ -162,6 +162,11 @@ def _read_fields(scan: Scan, strength, classify: Classify, margin: int) -> Scan:
     regions, crops, probs, won = read_lines(*args, margin)
     regions, crops, probs, flags = join_flags(regions, crops, probs, page, margin)
     order = sorted(range(len(regions)), key=lambda k: regions[k].bbox[:2])
+    regions = [regions[k] for k in order]
+    lines = tuple(
+        (tuple(regions[k].label for k in unit), image)
+        for unit, _, image, _ in short_lines(regions, page, scan.digit_height)
+    )
     messages = scan.messages
     if won:
         messages += (f"read {won} short lines whole with the field reader",)
@@ -169,10 +174,11 @@ def _read_fields(scan: Scan, strength, classify: Classify, margin: int) -> Scan:
         messages += (f"joined {flags} flags of 1s read as 11 back to their 1",)
     return dataclasses.replace(
         scan,
-        regions=tuple(regions[k] for k in order),
+        regions=tuple(regions),
         crops=crops[order] if len(order) else crops,
         probabilities=probs[order] if len(order) else probs,
         messages=messages,
+        lines=lines,
     )
 
 

@@ -59,7 +59,11 @@ class Scan:
     ``labels`` the page-sized label image (0 background, one label a digit);
     ``ink`` is ``"dark"`` or ``"light"``; ``messages`` says what the cleanup
     did, for the user; ``probabilities``, where the digits were read while
-    scanning (``find_digits(fields=True)``), ``(N, 10)`` per region.
+    scanning (``find_digits(fields=True)``), ``(N, 10)`` per region, and
+    ``lines`` the short lines as the field reader read them: the labels of
+    their regions left to right and their ``(32, 192)`` uint8 input image
+    (:func:`napari_digits.scan.fields.short_lines`), for learning from
+    corrections.
     """
 
     regions: tuple[DigitRegion, ...]
@@ -69,6 +73,7 @@ class Scan:
     digit_height: float
     messages: tuple[str, ...] = field(default=())
     probabilities: np.ndarray | None = None
+    lines: tuple[tuple[tuple[int, ...], np.ndarray], ...] = ()
 
     def __len__(self) -> int:
         return len(self.regions)
