@@ -57,6 +57,9 @@ def test_doctor_on_a_working_installation(mnist_dir):
     assert f"MNIST_DIR={mnist_dir}" in lines["mnist"]
     reads = lines["model"].split(" reads ")[1]
     assert int(reads.split(" of ")[0]) >= 90, lines["model"]
+    assert lines["fields"].startswith("ok") and "fields.keras reads" in lines["fields"]
+    reads = lines["fields"].split(" reads ")[1]
+    assert int(reads.split(" of ")[0]) >= 22 and " of 25 lines" in reads, reads
     assert "Traceback" not in out + done.stderr
     for noise in TF_NOISE:
         assert noise not in out + done.stderr, noise
@@ -89,6 +92,26 @@ def test_mnist_missing_everywhere_is_a_warning_and_nothing_is_downloaded(
     assert check.status == "warn" and "not found" in check.message
     assert "MNIST_DIR" in check.fix
     assert not (tmp_path / "keras").exists()
+
+
+def test_a_damaged_field_reader_is_named_with_its_fix(tmp_path):
+    from napari_digits.engine.client import EngineError
+
+    class Broken:
+        def call(self, request, timeout=None):
+            raise EngineError("cannot load the model: not a zip file")
+
+    model = tmp_path / "mine.keras"
+    model.write_bytes(b"")
+    context = doctor.Context(model=model, engine=Broken(), devices=[])
+    check = doctor.check_fields(context)
+    assert check.status == "FAIL" and "resources/fields.keras" in check.message
+    assert "reinstall" in check.fix  # the shipped reader, as mine.keras has none
+    (tmp_path / "mine.fields.keras").write_bytes(b"junk")
+    check = doctor.check_fields(context)
+    assert check.status == "FAIL" and "mine.fields.keras" in check.message
+    assert "train-fields" in check.fix
+    assert doctor.check_fields(doctor.Context()).status == "warn"  # no engine
 
 
 def test_llvmpipe_is_named_with_what_it_implies():

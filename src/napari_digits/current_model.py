@@ -6,6 +6,7 @@ follow a model change made elsewhere (a training that ended, a model loaded).
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,23 @@ def shipped_model_path() -> Path:
         ``napari_digits/resources/default.keras``.
     """
     return Path(str(resources.files("napari_digits") / "resources" / "default.keras"))
+
+
+def own_reader_path(model_path: str | os.PathLike) -> Path:
+    """Return where a classifier's own field reader lives: ``<model>.fields.keras``."""
+    return Path(model_path).with_suffix(".fields.keras")
+
+
+def reader_path(model_path: str | os.PathLike) -> Path:
+    """Return the field reader that goes with a classifier.
+
+    Its own (:func:`own_reader_path`) where there is one, else the one that
+    ships in the package (``resources/fields.keras``).
+    """
+    own = own_reader_path(model_path)
+    if own.is_file():
+        return own
+    return shipped_model_path().with_name("fields.keras")
 
 
 class CurrentModel:

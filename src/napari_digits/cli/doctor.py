@@ -1,9 +1,9 @@
 """``napari-digits doctor``: check this installation, one line per check.
 
 Python, napari, the Qt binding, the display, the OpenGL renderer, TensorFlow
-and its devices, the engine's start time, MNIST, and the model: each line says
-``ok``, ``warn`` or ``FAIL``, and each problem comes with its fix. The exit
-status is 0 when nothing failed, 1 otherwise.
+and its devices, the engine's start time, MNIST, the model and its field
+reader: each line says ``ok``, ``warn`` or ``FAIL``, and each problem comes
+with its fix. The exit status is 0 when nothing failed, 1 otherwise.
 
 TensorFlow and an OpenGL context must never share a process (see DESIGN.md):
 this process imports neither. OpenGL is probed in a subprocess
@@ -30,12 +30,18 @@ import numpy as np
 from napari_digits import data
 from napari_digits.cli import _system as system
 from napari_digits.cli._engine import _quiet_fd2
-from napari_digits.current_model import shipped_model_path
+from napari_digits.current_model import own_reader_path, reader_path, shipped_model_path
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, decode, field_image
 
 #: how many MNIST test digits the model check reads
 SCORE_DIGITS = 100
 #: the least accuracy on them that counts as a working model
 MIN_ACCURACY = 0.9
+#: the field reader check reads them as lines of ``LINE_DIGITS`` digits side by
+#: side; a working reader reads at least ``MIN_LINES`` of the lines right (the
+#: shipped one 23 of 25)
+LINE_DIGITS = 4
+MIN_LINES = 0.8
 #: seconds an engine request or the OpenGL probe may take
 TIMEOUT = 180.0
 #: Debian/Ubuntu packages Qt needs to open an X display (a subset of .ci/dev's)
@@ -407,6 +413,51 @@ def _score(context: Context, model: str) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
+def check_fields(context: Context) -> Check:
+    """Check that the model's field reader loads and reads lines of MNIST digits."""
+    from napari_digits.engine import protocol as p
+    from napari_digits.engine.client import EngineError
+
+    if context.devices is None:
+        return Check("fields", "warn", "not checked: the engine did not start")
+    reader = reader_path(context.model)
+    fix = "train it again: napari-digits train-fields"
+    if reader != own_reader_path(context.model):
+        fix = "reinstall napari-digits (the shipped field reader is damaged)"
+    lines, truth = _mnist_lines(context.mnist)
+    try:
+        frames = context.engine.call(
+            p.Predict(str(context.model), lines), timeout=TIMEOUT
+        )
+    except EngineError as exc:
+        return Check("fields", "FAIL", f"{reader}: {exc}", fix)
+    if context.mnist is None:
+        return Check("fields", "ok", f"{reader.name} loads; not scored: no MNIST")
+    right = sum(
+        [d for d, _, _ in decode(f)] == t for f, t in zip(frames, truth, strict=True)
+    )
+    message = (
+        f"{reader.name} reads {right} of {len(truth)} lines of "
+        f"{LINE_DIGITS} MNIST test digits right"
+    )
+    if right < MIN_LINES * len(truth):
+        return Check("fields", "FAIL", message, fix)
+    return Check("fields", "ok", message)
+
+
+def _mnist_lines(mnist) -> tuple[np.ndarray, list[list[int]]]:
+    """Lines of ``LINE_DIGITS`` MNIST test digits side by side (blank without MNIST)."""
+    if mnist is None:
+        return np.zeros((1, FIELD_HEIGHT, FIELD_WIDTH), np.uint8), [[]]
+    images, labels = mnist.x_test[:SCORE_DIGITS], mnist.y_test[:SCORE_DIGITS]
+    lines, truth = [], []
+    for k in range(0, len(labels) - LINE_DIGITS + 1, LINE_DIGITS):
+        ink = np.concatenate(list(images[k : k + LINE_DIGITS]), axis=1)
+        lines.append(field_image(ink.astype(np.float32) / 255)[0])
+        truth.append([int(d) for d in labels[k : k + LINE_DIGITS]])
+    return np.stack(lines), truth
+
+
 CHECKS: tuple[tuple[str, Callable[[Context], Check]], ...] = (
     ("python", check_python),
     ("napari", check_napari),
@@ -418,11 +469,12 @@ CHECKS: tuple[tuple[str, Callable[[Context], Check]], ...] = (
     ("gpu", check_gpu),
     ("mnist", check_mnist),
     ("model", check_model),
+    ("fields", check_fields),
 )
 
 
 #: the checks ``--quick`` skips
-NEEDS_TENSORFLOW = ("engine", "gpu", "model")
+NEEDS_TENSORFLOW = ("engine", "gpu", "model", "fields")
 
 
 # -- small helpers -----------------------------------------------------------

@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -43,23 +42,6 @@ def build() -> keras.Model:
     x = layers.Bidirectional(layers.GRU(96, return_sequences=True))(x)
     outputs = layers.Softmax()(layers.Dense(BLANK + 1)(x))
     return keras.Model(inputs, outputs, name="field_reader")
-
-
-def own_reader_path(model_path: str | os.PathLike) -> Path:
-    """Return where a classifier's own field reader lives: ``<model>.fields.keras``."""
-    return Path(model_path).with_suffix(".fields.keras")
-
-
-def reader_path(model_path: str | os.PathLike) -> Path:
-    """Return the field reader that goes with a classifier.
-
-    Its own (:func:`own_reader_path`) where there is one, else the one that
-    ships in the package (``resources/fields.keras``).
-    """
-    own = own_reader_path(model_path)
-    if own.is_file():
-        return own
-    return Path(__file__).parent.parent / "resources" / "fields.keras"
 
 
 def _ctc_step(model: keras.Model, optimizer, batch_size: int, *, training: bool):

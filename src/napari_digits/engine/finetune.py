@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits.augment import augment_batch
+from napari_digits.current_model import own_reader_path, reader_path
 from napari_digits.data import load_mnist
 from napari_digits.engine._tf import keras
 from napari_digits.engine.checkpoints import ModelFileError, save_model, write_state
-from napari_digits.engine.fields import finetune_reader, own_reader_path, reader_path
+from napari_digits.engine.fields import finetune_reader
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
 from napari_digits.io import atomic_path

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_digits.current_model import reader_path
 from napari_digits.data import MnistError, load_mnist
-from napari_digits.engine import fields
 from napari_digits.engine._tf import keras, tf
 from napari_digits.engine.checkpoints import ModelFileError, nonfinite_weights
 from napari_digits.engine.devices import DeviceError, device_scope
@@ -155,7 +155,7 @@ def predict(model_path: str, images: np.ndarray) -> np.ndarray:
         ``(N, 28, 28)``, uint8 in 0..255 or float in 0..1, white ink on black;
         or ``(N, FIELD_HEIGHT, FIELD_WIDTH)`` uint8 lines of digits, which
         the model's field reader reads
-        (:func:`napari_digits.engine.fields.reader_path`).
+        (:func:`napari_digits.current_model.reader_path`).
 
     Returns
     -------
@@ -164,7 +164,7 @@ def predict(model_path: str, images: np.ndarray) -> np.ndarray:
         11)`` per-frame probabilities.
     """
     if np.ndim(images) == 3 and np.shape(images)[1:] == (FIELD_HEIGHT, FIELD_WIDTH):
-        model = load_model(fields.reader_path(model_path))
+        model = load_model(reader_path(model_path))
         x = np.asarray(images, np.float32)[..., None] / 255.0
     else:
         model, x = _classifier(model_path), as_model_input(images)
