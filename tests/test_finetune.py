@@ -191,9 +191,9 @@ def test_finetune_learns_the_lines_and_the_new_model_keeps_its_reader(
         return engine.call(Finetune(config))
 
     before = right(shipped)
-    finetune(shipped, a, time_budget=20.0, lines=narrow, line_digits=digits)
+    result = finetune(shipped, a, time_budget=20.0, lines=narrow, line_digits=digits)
     record = json.loads(Path(f"{a}.json").read_text())["field_reader"]
-    assert record["lines"] == 24 and record["steps"] >= 5
+    assert result.lines == record["lines"] == 24 and record["steps"] >= 5
     after = right(str(a))  # a.keras reads lines with its own a.fields.keras
     assert (tmp_path / "a.fields.keras").is_file()
     assert after >= before + 3, (before, after)

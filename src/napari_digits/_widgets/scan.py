@@ -591,7 +591,10 @@ class ScanWidget(QWidget):
             provenance={"files": chosen.files, "from": "Read digits widget"},
         )
         self.learn_button.enabled = self.run_button.enabled = False
-        self.status.value = f"learning from {chosen.n_corrected} correction(s)..."
+        self.status.value = (
+            f"learning from {chosen.n_corrected} correction(s) and "
+            f"{len(lines)} line(s)..."
+        )
         worker = create_worker(
             finetune_job,
             config,
@@ -609,7 +612,8 @@ class ScanWidget(QWidget):
 
     def _on_learnt(self, result: Any) -> None:
         show_info(
-            f"learnt {result.corrected} correction(s): MNIST test accuracy "
+            f"learnt {result.corrected} correction(s) and {result.lines} line(s): "
+            f"MNIST test accuracy "
             f"{result.test_accuracy:.2%}; reading the page again"
         )
         current_model.set(result.model_path)

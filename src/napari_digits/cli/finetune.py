@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
         return 1
     print(
-        f"fine-tuned on {len(labels)} digits ({result.corrected} corrected) in "
+        f"fine-tuned on {len(labels)} digits ({result.corrected} corrected) and "
+        f"{result.lines} lines in "
         f"{result.wall_time:.1f} s: MNIST test accuracy "
         f"{result.test_accuracy:.4f}, saved {result.model_path}"
     )

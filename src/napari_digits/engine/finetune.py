@@ -236,4 +236,5 @@ def finetune(
         test_accuracy=accuracy,
         corrected=n_corrected,
         confident=len(user_y) - n_corrected,
+        lines=(reader or {}).get("lines", 0),
     )

@@ -292,6 +292,7 @@ class FinetuneResult:
     test_accuracy: float
     corrected: int
     confident: int
+    lines: int = 0  # short lines the field reader learnt
 
 
 @dataclass(frozen=True)
