@@ -430,3 +430,43 @@ def test_learn_from_my_corrections_makes_a_new_current_model_and_reads_again(
         assert any("learnt 1 correction(s)" in m for _, m in messages)
     finally:
         current_model.reset()
+
+
+def test_learning_teaches_the_field_reader_the_short_lines_of_the_page(
+    viewer_and_widget, qtbot, tmp_path, monkeypatch, messages, mnist_dir
+):
+    from scipy import ndimage as ndi
+
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import one_a_line
+
+    viewer, widget = viewer_and_widget
+    mnist = load_mnist(mnist_dir)
+    inks = []
+    for k in range(3):  # three short lines of three digits, twice MNIST's size
+        digits = [
+            ndi.zoom(d / 255.0, 2, order=1) for d in mnist.x_test[3 * k : 3 * k + 3]
+        ]
+        gap = np.zeros((56, 16))
+        inks.append(np.concatenate([digits[0], gap, digits[1], gap, digits[2]], axis=1))
+    ink, _ = one_a_line(inks, gap=40, margin=40)
+    page = viewer.add_image(0.9 - 0.8 * np.clip(ink, 0, 1), name="amounts")
+    run(widget, qtbot, page)
+    assert len(widget.rows) == 9 and len(widget.reading.scan.lines) == 3
+
+    out = tmp_path / "learnt.keras"
+    monkeypatch.setattr(widget_module, "learnt_model_path", lambda: out)
+    monkeypatch.setattr(widget_module, "LEARN_BUDGET", 3.0)
+    widget.correct(0, (widget.rows[0].prediction + 1) % 10)
+    try:
+        worker = widget.learn()
+        assert "line(s)" in widget.status.value
+        with qtbot.waitSignal(worker.finished, timeout=WAIT):
+            pass
+        qtbot.waitUntil(lambda: current_model.path == out, timeout=5000)
+        qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=WAIT)
+        assert (tmp_path / "learnt.fields.keras").is_file()  # its own reader
+        said = next(m for _, m in messages if m.startswith("learnt 1 correction(s)"))
+        assert int(said.split(" and ")[1].split(" line")[0]) >= 1, said
+    finally:
+        current_model.reset()
