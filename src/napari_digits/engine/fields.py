@@ -9,7 +9,8 @@ layer gives each frame the probabilities of the ten digits and the CTC
 blank (:mod:`napari_digits.scan.fields` decodes them). It is trained with
 the CTC loss on lines of MNIST training digits
 (:mod:`napari_digits.synthetic_fields`): Adam, batch 64, the learning rate
-on a cosine from 0.001 to 0.
+on a cosine from 0.001 to 0 (:func:`train`). Learning from corrections
+fine-tunes it on the user's lines (:func:`finetune_reader`).
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def finetune_reader(
     Each batch holds ``FINETUNE_USER`` of the user's lines, each moved by up
     to 2 rows and 3 columns, and synthetic lines of MNIST training digits
     (:func:`napari_digits.synthetic_fields.make_fields`); the batch-norm
-    statistics stay the shipped reader's; Adam, the learning rate decaying
+    statistics stay the base reader's; Adam, the learning rate decaying
     from ``FINETUNE_RATE`` to 0 over ``FINETUNE_STEPS`` batches or
     ``time_budget`` seconds (making the synthetic lines included), whichever
     ends first.
