@@ -166,9 +166,7 @@ def read_lines(
     lines = short_lines(regions, page, height)
     if not lines:
         return regions, crops, probabilities, 0
-    units = [(unit, box) for unit, box, _, _ in lines]
-    places = [place for _, _, _, place in lines]
-    frames = np.asarray(classify(np.stack([image for _, _, image, _ in lines])))
+    frames = np.asarray(classify(np.stack([image for _, image, _ in lines])))
     if frames.shape[1:] != (FRAMES, BLANK + 1):
         raise ValueError(
             f"classify gave {frames.shape} for lines of digits, not (N, {FRAMES}, "
@@ -177,7 +175,7 @@ def read_lines(
         )
     regions, crops, probabilities = list(regions), list(crops), list(probabilities)
     won, next_label = 0, int(labels.max()) + 1
-    for (unit, _), place, line in zip(units, places, frames, strict=True):
+    for (unit, _, place), line in zip(lines, frames, strict=True):
         chars = decode(line)
         digits = [k for k in unit if not regions[k].mark]
         if not _wins(chars, [probabilities[k] for k in digits]):
@@ -216,7 +214,7 @@ def read_lines(
 
 def short_lines(
     regions: list[DigitRegion], page: tuple[np.ndarray, np.ndarray], height: float
-) -> list[tuple[list[int], tuple, np.ndarray, tuple]]:
+) -> list[tuple[list[int], np.ndarray, tuple]]:
     """Make the field reader's input of each line that fits it.
 
     Parameters
@@ -230,17 +228,18 @@ def short_lines(
 
     Returns
     -------
-    list of (unit, box, image, place)
-        For each short line: indices into ``regions`` left to right, the
-        line's box, its input (:func:`field_image`, only the line's own ink)
-        and ``(box, left, scale)`` to map the input's columns back to the page.
+    list of (unit, image, place)
+        For each short line: indices into ``regions`` left to right, its
+        input (:func:`field_image`, only the line's own ink) and ``(box,
+        left, scale)``: the line's box on the page and the map of the input's
+        columns back to the box's.
     """
     labels, strength = page
     out = []
     for unit, box in _units(regions, height):
         own = np.isin(_at(labels, box), [regions[k].label for k in unit])
         image, left, scale = field_image(_at(strength, box) * own)
-        out.append((unit, box, image, (box, left, scale)))
+        out.append((unit, image, (box, left, scale)))
     return out
 
 

@@ -165,7 +165,7 @@ def _read_fields(scan: Scan, strength, classify: Classify, margin: int) -> Scan:
     regions = [regions[k] for k in order]
     lines = tuple(
         (tuple(regions[k].label for k in unit), image)
-        for unit, _, image, _ in short_lines(regions, page, scan.digit_height)
+        for unit, image, _ in short_lines(regions, page, scan.digit_height)
     )
     messages = scan.messages
     if won:
