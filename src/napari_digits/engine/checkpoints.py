@@ -45,6 +45,35 @@ def lock_path(model_path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def load_to_train(
+    path: str | os.PathLike, output_shape: tuple[int, ...], what: str, kind: str
+) -> keras.Model:
+    """Load a model afresh (not the inference cache) to train it further.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.keras`` file.
+    output_shape : tuple of int
+        Its output's shape without the batch axis.
+    what, kind : str
+        Names for the messages: "cannot load the {what} {path}" and "{path}
+        is not a {kind}".
+
+    Raises
+    ------
+    ModelFileError
+        When Keras cannot read the file, or its output has another shape.
+    """
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelFileError(f"cannot load the {what} {path}: {exc}") from exc
+    if tuple(model.output_shape[1:]) != tuple(output_shape):
+        raise ModelFileError(f"{path} is not a {kind}")
+    return model
+
+
 def nonfinite_weights(model: keras.Model) -> int:
     """Return how many of the model's weights are NaN or infinite."""
     return sum(int(np.size(w) - np.isfinite(w).sum()) for w in model.get_weights())

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from napari_digits.engine._tf import keras, tf
-from napari_digits.engine.checkpoints import save_model
+from napari_digits.engine.checkpoints import load_to_train, save_model
 from napari_digits.scan.fields import BLANK, FIELD_HEIGHT, FIELD_WIDTH, FRAMES
 
 layers = keras.layers
@@ -195,16 +195,10 @@ def finetune_reader(
     napari_digits.engine.checkpoints.ModelFileError
         When ``base`` is not a field reader.
     """
-    from napari_digits.engine.checkpoints import ModelFileError
     from napari_digits.synthetic_fields import digit_pool, make_fields
 
     start = time.perf_counter()
-    try:
-        model = keras.models.load_model(base, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelFileError(f"cannot load the field reader {base}: {exc}") from exc
-    if tuple(model.output_shape[1:]) != (FRAMES, BLANK + 1):
-        raise ModelFileError(f"{base} is not a field reader")
+    model = load_to_train(base, (FRAMES, BLANK + 1), "field reader", "field reader")
     rng = np.random.default_rng(seed)
     some = rng.choice(len(mnist.y_train), 2 * REPLAY_LINES, replace=False)
     pool, classes = digit_pool(mnist.x_train[some], mnist.y_train[some], rng)

@@ -40,7 +40,12 @@ from napari_digits.augment import augment_batch
 from napari_digits.current_model import own_reader_path, reader_path
 from napari_digits.data import load_mnist
 from napari_digits.engine._tf import keras
-from napari_digits.engine.checkpoints import ModelFileError, save_model, write_state
+from napari_digits.engine.checkpoints import (
+    ModelFileError,
+    load_to_train,
+    save_model,
+    write_state,
+)
 from napari_digits.engine.fields import finetune_reader
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
@@ -130,16 +135,6 @@ def _done(steps: int, start: float, budget: float) -> float:
     return max(steps / MAX_STEPS, (time.perf_counter() - start) / budget)
 
 
-def _load(base: str) -> keras.Model:
-    try:
-        model = keras.models.load_model(base, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelFileError(f"cannot load the model {base}: {exc}") from exc
-    if tuple(model.output_shape[1:]) != (10,):
-        raise ModelFileError(f"{base} is not a 10-class digit classifier")
-    return model
-
-
 def finetune(
     config: FinetuneConfig, *, log: Callable[[str], None] = lambda _m: None
 ) -> FinetuneResult:
@@ -170,7 +165,7 @@ def finetune(
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     mnist = load_mnist(config.mnist)
-    model = _load(config.base)
+    model = load_to_train(config.base, (10,), "model", "10-class digit classifier")
     for layer in model.layers:  # keep MNIST's normalisation statistics
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
