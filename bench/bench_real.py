@@ -439,7 +439,6 @@ def corrections_rows(predict, path: str) -> list[dict]:
     """
     from napari_digits.corrections import LearningSet, select
     from napari_digits.engine import models
-    from napari_digits.engine.protocol import FinetuneConfig
     from napari_digits.io import read_image
     from napari_digits.results import box_iou, correct, read_page
 
@@ -468,23 +467,15 @@ def corrections_rows(predict, path: str) -> list[dict]:
         # marks stay as read (a user leaves them); unmatched digits are left out
         keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
         learning.add(select(scan, keep))
-    images, labels, corrected = learning.arrays()
-    lines, line_digits = learning.line_arrays()
     out = REPO / "bench" / "results" / "corrected.keras"
     out.parent.mkdir(exist_ok=True)
-    t = time.perf_counter()
-    result = models.finetune(
-        FinetuneConfig(
-            base=path,
-            out=str(out),
-            images=images,
-            labels=labels,
-            corrected=corrected,
-            lines=lines,
-            line_digits=line_digits,
-            provenance={"benchmark": f"ORAND train, first {CORRECTED_DIGITS} digits"},
-        )
+    config = learning.finetune_config(
+        path,
+        out,
+        provenance={"benchmark": f"ORAND train, first {CORRECTED_DIGITS} digits"},
     )
+    t = time.perf_counter()
+    result = models.finetune(config)
     seconds = time.perf_counter() - t
 
     def tuned(crops):
@@ -498,8 +489,8 @@ def corrections_rows(predict, path: str) -> list[dict]:
     pairs["set"] += ", after corrections"
     record = json.loads(Path(f"{out}.json").read_text())["field_reader"] or {}
     note = (
-        f"{fixed} corrected + {len(labels) - fixed} confident of the first "
-        f"{CORRECTED_DIGITS} train digits, {len(lines)} of their lines; "
+        f"{fixed} corrected + {len(config.labels) - fixed} confident of the first "
+        f"{CORRECTED_DIGITS} train digits, {len(config.lines)} of their lines; "
         f"fine-tuned in {seconds:.0f} s ({result.steps} batches, field reader "
         f"{record.get('steps', 0)})"
     )

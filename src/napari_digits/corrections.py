@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_digits.engine.protocol import FinetuneConfig
 from napari_digits.results import DigitRow, Predict, carry_corrections, read_page
 from napari_digits.scan import Scan
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
 
 #: uncorrected digits read with at least this probability are learnt too
 CONFIDENT = 0.99
@@ -62,8 +64,35 @@ class LearningSet:
         digits = np.full((len(self.lines), width), -1, np.int32)
         for k, read in enumerate(self.line_digits):
             digits[k, : len(read)] = read
-        images = np.stack(self.lines) if self.lines else np.zeros((0, 32, 192))
+        empty = np.zeros((0, FIELD_HEIGHT, FIELD_WIDTH))
+        images = np.stack(self.lines) if self.lines else empty
         return images.astype(np.uint8), digits
+
+    def finetune_config(
+        self, base: str | Path, out: str | Path, **options: object
+    ) -> FinetuneConfig:
+        """Return the engine's request to learn this set's digits and lines.
+
+        Parameters
+        ----------
+        base, out : str or path
+            The model to fine-tune and the one to write.
+        **options
+            The other fields of :class:`~napari_digits.engine.protocol.FinetuneConfig`
+            (time budget, provenance...).
+        """
+        images, labels, corrected = self.arrays()
+        lines, line_digits = self.line_arrays()
+        return FinetuneConfig(
+            base=str(base),
+            out=str(out),
+            images=images,
+            labels=labels,
+            corrected=corrected,
+            lines=lines,
+            line_digits=line_digits,
+            **options,  # type: ignore[arg-type]
+        )
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(images (N, 28, 28) uint8, labels (N,), corrected (N,))``."""

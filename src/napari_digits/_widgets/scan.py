@@ -46,7 +46,6 @@ from napari_digits._widgets._reading_layers import (
     draw,
 )
 from napari_digits.current_model import current_model
-from napari_digits.engine.protocol import FinetuneConfig
 from napari_digits.scan import ScanError
 
 if TYPE_CHECKING:
@@ -576,24 +575,16 @@ class ScanWidget(QWidget):
         if chosen.n_corrected == 0:
             show_info("correct some digits in the table first")
             return None
-        images, labels, corrected = chosen.arrays()
-        lines, line_digits = chosen.line_arrays()
-        out = learnt_model_path()
-        config = FinetuneConfig(
-            base=str(current_model.path),
-            out=str(out),
-            images=images,
-            labels=labels,
-            corrected=corrected,
-            lines=lines,
-            line_digits=line_digits,
+        config = chosen.finetune_config(
+            current_model.path,
+            learnt_model_path(),
             time_budget=LEARN_BUDGET,
             provenance={"files": chosen.files, "from": "Read digits widget"},
         )
         self.learn_button.enabled = self.run_button.enabled = False
         self.status.value = (
             f"learning from {chosen.n_corrected} correction(s) and "
-            f"{len(lines)} line(s)..."
+            f"{len(chosen.lines)} line(s)..."
         )
         worker = create_worker(
             finetune_job,

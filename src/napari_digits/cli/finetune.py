@@ -117,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     model = args.model or str(shipped_model_path())
     models = engine_models()
-    from napari_digits.engine.protocol import FinetuneConfig
-
     options = {"ink": args.ink, "method": args.threshold}
     options["digit_height"] = args.digit_height
     try:
@@ -135,16 +133,9 @@ def run(args: argparse.Namespace) -> int:
                     **options,
                 )
             )
-        images, labels, corrected = learning.arrays()
-        lines, line_digits = learning.line_arrays()
-        config = FinetuneConfig(
-            base=model,
-            out=str(args.out),
-            images=images,
-            labels=labels,
-            corrected=corrected,
-            lines=lines,
-            line_digits=line_digits,
+        config = learning.finetune_config(
+            model,
+            args.out,
             mnist=args.mnist,
             seed=args.seed,
             time_budget=args.time_budget,
@@ -157,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
         return 1
     print(
-        f"fine-tuned on {len(labels)} digits ({result.corrected} corrected) and "
+        f"fine-tuned on {len(config.labels)} digits ({result.corrected} corrected) and "
         f"{result.lines} lines in "
         f"{result.wall_time:.1f} s: MNIST test accuracy "
         f"{result.test_accuracy:.4f}, saved {result.model_path}"
