@@ -94,11 +94,16 @@ def test_decode_counts_runs_once_and_blanks_separate_repeats():
     assert decode(np.eye(11)[[BLANK] * 5]) == []
 
 
-def test_a_confident_reading_of_as_many_digits_relabels_them():
-    scan, values = read(line_of(3), Reader("777"))
+def test_as_many_digits_read_whole_multiply_with_the_classifier():
+    scan, values = read(line_of(3), Reader("777"))  # classifier: 0 at 0.6
     assert values == [7, 7, 7]
-    assert any("field reader" in m for m in scan.messages)
-    assert scan.probabilities[0].max() == pytest.approx(0.9 + 0.1 * 0.4 / 9, abs=1e-4)
+    assert any("read 1 short lines whole" in m for m in scan.messages)
+    reader = np.full(10, 0.001) / 0.909 + 1e-4  # its frame: 7 at 0.9
+    reader[7] = 0.9 / 0.909 + 1e-4
+    classifier = np.full(10, 0.4 / 9)
+    classifier[0] = 0.6
+    product = classifier * reader
+    assert scan.probabilities[0] == pytest.approx(product / product.sum(), abs=1e-5)
 
 
 def test_a_reading_with_more_digits_cuts_the_line_again():
@@ -115,11 +120,17 @@ def test_a_reading_with_more_digits_cuts_the_line_again():
     assert (scan.labels > 0).sum() == pytest.approx(ink, rel=0.05)  # nothing lost
 
 
-def test_the_classifier_keeps_its_reading_where_either_is_unsure():
-    assert read(line_of(3), Reader("777", confident=0.6))[1] == [0, 0, 0]
-    assert read(line_of(3), Reader("777", sure=0.995))[1] == [0, 0, 0]
+def test_a_sure_classifier_keeps_its_reading_against_a_less_sure_reader():
+    scan, values = read(line_of(3), Reader("777", sure=0.995))  # reader: 0.99
+    assert values == [0, 0, 0]
+    assert not any("field reader" in m for m in scan.messages)
     # ... unless the field reader finds another count of digits
     assert read(line_of(3, gap=0), Reader("4444", sure=0.995))[1] == [4] * 4
+
+
+def test_another_count_of_digits_wins_only_where_the_reader_is_confident():
+    cut = read(line_of(3, gap=0), Reader("4444", confident=0.6))[1]
+    assert len(cut) != 4 and set(cut) == {0}
 
 
 def test_lines_too_long_for_the_reader_are_not_read_whole():

@@ -5,11 +5,13 @@ a 1 with a flag or two digits that touch are cut wrongly as often as they
 are cut right. The field reader (a convolutional-recurrent network trained
 with CTC on lines of MNIST digits, :mod:`napari_digits.engine.fields`) reads
 a whole short line without cutting it. Each line of digits that fits its
-input (a line, or else each number of a line) is read both ways; where the
-two disagree and the field reader is confident of every digit of its
-reading, its reading wins: the digits keep their boxes when it finds as many
-digits as the cuts did, and the line is cut again where it finds more or
-fewer (between the columns where it read each digit). Last, a continental 1 cut
+input (a line, or else each number of a line) is read both ways. Where the
+field reader finds as many digits as the cuts did, each digit's
+probabilities are the product of the two readers' (:func:`fuse`): two
+experts that err in different ways, neither of which overrules a sure
+other. Where it finds more or fewer and is confident of every digit of its
+reading, its reading wins: the line is cut again between the columns where
+it read each digit. Last, a continental 1 cut
 into its flag and its stem and read as "11" is joined back into one 1
 (:func:`join_flags`).
 
@@ -39,12 +41,10 @@ FRAME = 4
 FRAMES = FIELD_WIDTH // FRAME
 #: the CTC blank: the reader's last class
 BLANK = 10
-#: a reading wins only where every digit of it is at least this probable
-#: (chosen on ORAND-CAR-A ``train``, then measured on ``val``)
+#: a reading of another count of digits than the cuts' wins only where
+#: every digit of it is at least this probable (chosen on ORAND-CAR-A
+#: ``train``, then measured on ``val``)
 READ_CONFIDENT = 0.7
-#: a line whose digits the classifier all read at least this probable keeps
-#: them, unless the field reader finds another count of digits
-CLASSIFIER_SURE = 0.99
 #: ink below this is left out of the line's box
 INK = 0.3
 
@@ -138,7 +138,7 @@ def read_lines(
     height: float,
     margin: int,
 ) -> tuple[list[DigitRegion], np.ndarray, np.ndarray, int]:
-    """Read each short line whole and keep the field reader's reading where it wins.
+    """Read each short line whole; fuse the two readings, or cut the line again.
 
     Parameters
     ----------
@@ -158,9 +158,10 @@ def read_lines(
     Returns
     -------
     regions, crops, probabilities
-        As given, with the lines the field reader won read its way.
+        As given, with each short line's digits fused with the field
+        reader's reading, or cut again where it won.
     read : int
-        How many lines it won.
+        How many lines it changed.
     """
     labels, strength = page
     lines = short_lines(regions, page, height)
@@ -178,29 +179,29 @@ def read_lines(
     for (unit, _, place), line in zip(lines, frames, strict=True):
         chars = decode(line)
         digits = [k for k in unit if not regions[k].mark]
-        if not _wins(chars, [probabilities[k] for k in digits]):
+        if chars and len(chars) == len(digits):
+            before = [int(np.argmax(probabilities[k])) for k in digits]
+            for k, (d, _, t) in zip(digits, chars, strict=True):
+                probabilities[k] = fuse(probabilities[k], line, d, t)
+            won += before != [int(np.argmax(probabilities[k])) for k in digits]
             continue
-        if len(chars) == len(digits):
-            for k, (d, p, _) in zip(digits, chars, strict=True):
-                probabilities[k] = _blend(probabilities[k], d, p)
-        else:
-            cut = _cut_again(
-                [regions[k] for k in digits], chars, place, (labels, strength)
-            )
-            if cut is None:
-                continue
-            made = _new_digits(cut, place[0], next_label, (labels, strength), margin)
-            if made is None:
-                continue
-            next_label += len(made[0])
-            for k in digits:
-                regions[k] = None  # type: ignore[call-overload]
-            new_probs = classify(np.stack(made[1]))[:, :10]
-            regions += made[0]
-            crops += made[1]
-            probabilities += [
-                _blend(q, d, p) for q, (d, p, _) in zip(new_probs, chars, strict=True)
-            ]
+        if not chars or min(p for _, p, _ in chars) < READ_CONFIDENT:
+            continue
+        cut = _cut_again([regions[k] for k in digits], chars, place, (labels, strength))
+        if cut is None:
+            continue
+        made = _new_digits(cut, place[0], next_label, (labels, strength), margin)
+        if made is None:
+            continue
+        next_label += len(made[0])
+        for k in digits:
+            regions[k] = None  # type: ignore[call-overload]
+        new_probs = classify(np.stack(made[1]))[:, :10]
+        regions += made[0]
+        crops += made[1]
+        probabilities += [
+            _blend(q, d, p) for q, (d, p, _) in zip(new_probs, chars, strict=True)
+        ]
         won += 1
     keep = [k for k, r in enumerate(regions) if r is not None]
     stack = np.stack([crops[k] for k in keep]) if keep else np.asarray(crops)
@@ -273,16 +274,38 @@ def _at(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return image[box[0] : box[2], box[1] : box[3]]
 
 
-def _wins(chars: list[tuple[int, float, int]], probabilities: list) -> bool:
-    """Whether a field reading replaces the digits the classifier read."""
-    if not chars or min(p for _, p, _ in chars) < READ_CONFIDENT:
-        return False
-    read = [int(np.argmax(q)) for q in probabilities]
-    if [d for d, _, _ in chars] == read:
-        return False
-    if len(chars) != len(read):
-        return True
-    return min(float(np.max(q)) for q in probabilities) < CLASSIFIER_SURE
+def fuse(q: np.ndarray, frames: np.ndarray, digit: int, start: int) -> np.ndarray:
+    """Multiply a digit's classifier probabilities by the field reader's.
+
+    Parameters
+    ----------
+    q : ndarray
+        The classifier's ``(10,)`` probabilities for the digit's crop.
+    frames : ndarray
+        The line's ``(FRAMES, 11)`` per-frame probabilities.
+    digit, start : int
+        The digit the reader read there and the frame its run starts at
+        (:func:`decode`).
+
+    Returns
+    -------
+    ndarray
+        float32 ``(10,)``: ``q`` times the reader's probabilities of the ten
+        digits at the run's surest frame (the blank left out), normalised.
+
+    Examples
+    --------
+    >>> f = np.full((3, 11), 0.01); f[0, 7] = 0.7; f[0, 1] = 0.29; f[1:, 10] = 1
+    >>> q = np.full(10, 0.001); q[1] = 0.99
+    >>> int(np.argmax(fuse(q, f, 7, 0)))
+    1
+    """
+    run = start + np.flatnonzero(frames[start:].argmax(axis=1) != digit)[:1]
+    end = int(run[0]) if run.size else len(frames)
+    surest = start + int(np.argmax(frames[start:end, digit]))
+    reader = frames[surest, :10].astype(np.float64)
+    out = np.asarray(q, np.float64)[:10] * (reader / reader.sum() + 1e-4)
+    return (out / out.sum()).astype(np.float32)
 
 
 def _blend(q: np.ndarray, digit: int, p: float) -> np.ndarray:
