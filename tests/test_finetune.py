@@ -204,3 +204,27 @@ def test_finetune_learns_the_lines_and_the_new_model_keeps_its_reader(
     finetune(shipped, a, time_budget=1.0)
     assert not (tmp_path / "a.fields.keras").exists()
     assert json.loads(Path(f"{a}.json").read_text())["field_reader"] is None
+
+
+def test_finetune_refuses_a_line_longer_than_the_reader_can_read(tmp_path, engine):
+    """Refused before loading anything, as a ValueError the command line turns
+    into one error line (TensorFlow's CTC loss would fail mid-run)."""
+    from napari_digits.current_model import shipped_model_path
+    from napari_digits.engine.client import EngineError
+    from napari_digits.engine.protocol import Finetune, FinetuneConfig
+
+    def config(count: int) -> FinetuneConfig:
+        return FinetuneConfig(
+            base=str(shipped_model_path()),
+            out=str(tmp_path / "long.keras"),
+            images=np.zeros((1, 28, 28), np.uint8),
+            labels=np.zeros(1, np.int64),
+            corrected=np.ones(1, bool),
+            lines=np.zeros((1, 32, 192), np.uint8),
+            line_digits=np.arange(count, dtype=np.int32)[None] % 10,
+            time_budget=1.0,
+        )
+
+    with pytest.raises(EngineError, match="at most 24 digits"):
+        engine.call(Finetune(config(25)))
+    assert not (tmp_path / "long.keras").exists()

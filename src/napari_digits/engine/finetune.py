@@ -50,7 +50,7 @@ from napari_digits.engine.fields import finetune_reader
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
 from napari_digits.io import atomic_path
-from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, FRAMES
 
 #: a corrected digit is drawn this many times as often as a confident one
 CORRECTED_WEIGHT = 2.0
@@ -91,6 +91,11 @@ def _check(config: FinetuneConfig) -> None:
             raise ValueError("a line's digits are 0..9, padded with -1")
         if not (digits[:, 0] >= 0).all():
             raise ValueError("every line holds at least one digit")
+        if (digits >= 0).sum(axis=1).max() > FRAMES // 2:
+            raise ValueError(
+                f"a line holds at most {FRAMES // 2} digits (the field reader's "
+                f"{FRAMES} frames need a blank between two same digits)"
+            )
 
 
 def _has_lines(config: FinetuneConfig) -> bool:
