@@ -429,8 +429,8 @@ def corrections_rows(predict, path: str) -> list[dict]:
 
     The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
     order) are read; every digit read wrongly is corrected from the labels,
-    as a user would in the table (digits that match no labelled digit cannot
-    be corrected to "not a digit" and are left out, with their lines); the
+    as a user would in the table, and every digit that matches no labelled
+    digit is corrected to "not a digit" (``NOT_A_DIGIT``); the
     model is fine-tuned on the corrected digits and the confident ones, and
     the field reader on their lines
     (:func:`napari_digits.corrections.select`), MNIST replayed, in the
@@ -440,7 +440,7 @@ def corrections_rows(predict, path: str) -> list[dict]:
     from napari_digits.corrections import LearningSet, select
     from napari_digits.engine import models
     from napari_digits.io import read_image
-    from napari_digits.results import box_iou, correct, read_page
+    from napari_digits.results import NOT_A_DIGIT, box_iou, correct, read_page
 
     root = real_dir() / "orand-car-a"
     if not (root / "labels.csv").is_file():
@@ -453,9 +453,9 @@ def corrections_rows(predict, path: str) -> list[dict]:
         truth = item["truth"][: CORRECTED_DIGITS - seen]
         seen += len(truth)
         scan, rows, _ = read_page(read_image(item["path"]), predict)
-        tb = np.array([[t[k] for k in keys] for t in truth], float)
+        every = [[t[k] for k in keys] for t in item["truth"]]  # past the 300th too
         fb = np.array([[getattr(r, k) for k in keys] for r in rows], float)
-        iou = box_iou(tb, fb.reshape(-1, 4))
+        iou = box_iou(np.array(every, float).reshape(-1, 4), fb.reshape(-1, 4))
         matched = []
         for i in range(len(truth)):
             if iou.shape[1] and iou[i].max() >= 0.3:
@@ -464,7 +464,13 @@ def corrections_rows(predict, path: str) -> list[dict]:
                 if rows[j].prediction != truth[i]["label"]:
                     rows = correct(rows, j, truth[i]["label"])
                     fixed += 1
-        # marks stay as read (a user leaves them); unmatched digits are left out
+        # marks stay as read (a user leaves them); a digit that touches no
+        # labelled digit is not one; a piece of one (cut off it, or two
+        # joined) cannot be corrected in the table and is left out, its line too
+        for j, r in enumerate(rows):
+            if r.value >= 0 and not iou[:, j].any():
+                rows = correct(rows, j, NOT_A_DIGIT)
+                fixed += 1
         keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
         learning.add(select(scan, keep))
     out = REPO / "bench" / "results" / "corrected.keras"

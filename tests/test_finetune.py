@@ -90,6 +90,10 @@ def test_select_learns_the_lines_looked_at_or_read_with_confidence():
     assert select(scan, rows).line_digits == [[3, 3], [5, 8]]
     # a line with a digit not in the table (left out of it) is not learnt
     assert select(scan, rows[1:]).line_digits == [[5, 8]]
+    # ... but one with a digit corrected to "not a digit" is, without it
+    rows[2] = replace(rows[2], corrected=-1)
+    chosen = select(scan, rows)
+    assert chosen.line_digits == [[3, 3], [8]] and chosen.labels == [3, 3, 8]
     nothing = select(scan, rows[:0])
     assert nothing.line_arrays()[0].shape == (0, 32, 192)
 

@@ -9,6 +9,7 @@ import pytest
 
 from napari_digits.results import (
     CSV_HEADER,
+    NOT_A_DIGIT,
     DigitRow,
     build_table,
     carry_corrections,
@@ -91,6 +92,11 @@ def test_corrections_are_kept_and_exported(tmp_path):
     assert correct(rows, 1, 2)[1].corrected is None  # back to the prediction
     with pytest.raises(ValueError, match=r"0\.\.9"):
         correct(rows, 0, 12)
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        correct(rows, 0, -2)
+    rows = correct(rows, 3, NOT_A_DIGIT)  # a speck read as a 4
+    assert rows[3].corrected == -1 and rows[3].value == -1
+    assert numbers(rows) == {1: "17", 2: "3", 3: "5", 4: "6"}  # number 3 was "45"
     path = tmp_path / "out.csv"
     assert write_csv(rows, path) == 6
     with open(path, newline="") as f:
@@ -98,6 +104,7 @@ def test_corrections_are_kept_and_exported(tmp_path):
     assert tuple(lines[0]) == CSV_HEADER
     assert lines[2][CSV_HEADER.index("corrected")] == "7"
     assert lines[1][CSV_HEADER.index("corrected")] == ""
+    assert lines[4][CSV_HEADER.index("corrected")] == "-1"
     back = read_csv(path)
     assert [(r.prediction, r.corrected) for r in back] == [
         (r.prediction, r.corrected) for r in rows
@@ -105,9 +112,10 @@ def test_corrections_are_kept_and_exported(tmp_path):
 
 
 def test_features_hold_every_column():
-    features = to_features(table())
+    features = to_features(correct(table(), 1, NOT_A_DIGIT))
     assert set(CSV_HEADER) <= set(features)
-    assert len(features["prediction"]) == 6 and features["review"].all()
+    assert len(features["prediction"]) == 6 and features["review"][2:].all()
+    assert features["corrected"][1] == -1 and np.isnan(features["corrected"][0])
 
 
 def test_score_matches_boxes_by_overlap():

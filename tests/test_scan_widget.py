@@ -92,6 +92,12 @@ def test_reads_the_sample_page_into_layers_table_and_csv(
     assert cell(widget, 0, "read").data() == wrong
     assert labels.features["read"][first] == wrong
     assert (box_colours(viewer, first)[:, :3] == (0, 1, 1)).all()  # cyan: corrected
+    other = cell(widget, 1, "#").data(Qt.UserRole)
+    widget.model.setData(cell(widget, 1, "fix"), "-")  # not a digit
+    assert widget.rows[other].corrected == -1 and cell(widget, 1, "read").data() == -1
+    assert labels.features["read"][other] == -1
+    widget.model.setData(cell(widget, 1, "fix"), "")  # undone
+    assert widget.rows[other].corrected is None
 
     out = tmp_path / "digits.csv"
     assert widget.export_csv(str(out)) == len(rows)

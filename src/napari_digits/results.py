@@ -291,13 +291,20 @@ def read_page(
     return scan, rows, probs
 
 
+#: the correction of a row that is not a digit (a speck, a stroke of a
+#: neighbour, punctuation read as a digit): it becomes a mark
+NOT_A_DIGIT = -1
+
+
 def correct(rows: Sequence[DigitRow], index: int, value: int | None) -> list[DigitRow]:
     """Return the table with row ``index`` corrected to ``value`` (None: undo).
 
-    A correction equal to the prediction is stored as no correction.
+    ``value`` is a digit 0..9, or ``NOT_A_DIGIT`` (-1): the row is then a
+    mark, left out of the numbers and of learning, as punctuation is. A
+    correction equal to the prediction is stored as no correction.
     """
-    if value is not None and not 0 <= int(value) <= 9:
-        raise ValueError(f"a digit is 0..9, not {value}")
+    if value is not None and not NOT_A_DIGIT <= int(value) <= 9:
+        raise ValueError(f"a digit is 0..9 (or -1: not a digit), not {value}")
     row = rows[index]
     value = None if value is None or int(value) == row.prediction else int(value)
     return [*rows[:index], replace(row, corrected=value), *rows[index + 1 :]]
@@ -351,8 +358,8 @@ def to_features(rows: Sequence[DigitRow]) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {}
     for name in names:
         values = [getattr(r, name) for r in rows]
-        if name == "corrected":
-            values = [-1 if v is None else v for v in values]
+        if name == "corrected":  # NaN: not corrected (-1 is "not a digit")
+            values = [np.nan if v is None else v for v in values]
         cols[name] = np.asarray(values)
     cols["review"] = np.asarray([r.needs_review() for r in rows], bool)
     return cols

@@ -33,7 +33,8 @@ TIPS = {
     "#": "digit number, in reading order",
     "read": "the digit as read (your correction if you made one)",
     "p": "the model's probability for its prediction",
-    "fix": "type a digit 0-9 to correct the reading; empty to undo",
+    "fix": "type a digit 0-9 to correct the reading, - if it is not a digit; "
+    "empty to undo",
     "2nd": "the runner-up class",
     "p 2nd": "the runner-up's probability",
     "line": "text line, from the top",

@@ -507,13 +507,21 @@ class ScanWidget(QWidget):
         self._refresh_boxes()
 
     def _on_fix_typed(self, index: int, text: str) -> None:
+        text = text.strip()
         try:
-            self.correct(index, int(text) if text else None)
+            value = results.NOT_A_DIGIT if text == "-" else int(text) if text else None
+            self.correct(index, value)
         except ValueError:
-            show_error(f"a fix is one digit 0-9 (or empty to undo), not {text!r}")
+            show_error(
+                f"a fix is one digit 0-9, - for not a digit (or empty to undo), "
+                f"not {text!r}"
+            )
 
     def correct(self, index: int, value: int | None) -> None:
-        """Correct digit ``index`` (reading order, from 0) to ``value``."""
+        """Correct digit ``index`` (reading order, from 0) to ``value``.
+
+        ``value`` is 0..9, ``results.NOT_A_DIGIT`` or None (undo).
+        """
         if self.reading is None:  # every plane read: the table only
             self.stack_rows = results.correct(self.stack_rows, index, value)
             self.model.update_rows(self.stack_rows)
