@@ -165,6 +165,19 @@ def test_train_fields_writes_a_reader_that_its_classifier_uses(
     assert np.allclose(untrained.sum(axis=2), 1, atol=1e-4)
     assert not np.allclose(untrained, shipped, atol=0.05)  # its own reader
 
+    from napari_digits.current_model import reader_path
+
+    done = _cli(
+        "train-fields", "--out", str(out), "--lines", "64", "--steps", "2",
+        "--from", str(reader_path(shipped_model_path())), "--rate", "1e-7",
+        mnist_dir=mnist_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads(Path(f"{out}.json").read_text())
+    assert record["start_from"].endswith("fields.keras") and record["rate"] == 1e-7
+    further = engine.call(Predict(model=str(model), images=lines))
+    assert np.allclose(further, shipped, atol=0.05)  # trained on from its weights
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -172,11 +185,18 @@ def test_train_fields_writes_a_reader_that_its_classifier_uses(
         (("--out", "x.h5"), "must end in .keras"),
         (("--out", "x.keras", "--lines", "0"), "--lines is 1 to"),
         (("--out", "x.keras", "--steps", "0"), "--steps must be"),
+        (("--out", "x.keras", "--rate", "0"), "--rate is a learning rate"),
+        (("--out", "x.keras", "--from", "none.keras"), "no field reader none.keras"),
+        (("--out", "SHIPPED", "--from", "SHIPPED"), "is an input"),
     ],
 )
 def test_train_fields_refuses_bad_values_in_one_line(
     args, message, tmp_path, mnist_dir
 ):
+    from napari_digits.current_model import reader_path
+
+    shipped = str(reader_path(shipped_model_path()))
+    args = [shipped if a == "SHIPPED" else a for a in args]
     done = _cli("train-fields", *args, mnist_dir=mnist_dir)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and message in done.stderr

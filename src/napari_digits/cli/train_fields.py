@@ -46,6 +46,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--steps", type=int, default=4000, help="batches of 64 (default: 4000)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1e-3,
+        help="Adam's learning rate at the start, cosine to 0 (default: 0.001)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        type=Path,
+        help="a field reader to train further (default: new weights)",
+    )
     parser.add_argument("--mnist", help="MNIST directory or mnist.npz")
     parser.set_defaults(run=run)
     return parser
@@ -61,8 +73,13 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--lines is 1 to 1000000 (each line holds 6 KB in memory)"
     if args.steps < 1:
         return "--steps must be at least 1"
+    if not 0 < args.rate <= 0.1:
+        return "--rate is a learning rate in (0, 0.1]"
+    if args.start_from is not None and not args.start_from.is_file():
+        return f"no field reader {args.start_from}"
     try:
-        check_output(args.out, inputs=[], what="model")
+        inputs = [args.start_from] if args.start_from else []
+        check_output(args.out, inputs=inputs, what="model")
     except OutputError as exc:
         return str(exc)
     return None
@@ -96,7 +113,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         (images, digits, lengths), used, printed = _make_lines(args, mnist, say)
         record = fields.train(
-            images, digits, lengths, args.out, steps=args.steps, seed=args.seed, say=say
+            images,
+            digits,
+            lengths,
+            args.out,
+            steps=args.steps,
+            seed=args.seed,
+            rate=args.rate,
+            start_from=args.start_from,
+            say=say,
         )
         record = {
             "command": command,

@@ -9,7 +9,8 @@ layer gives each frame the probabilities of the ten digits and the CTC
 blank (:mod:`napari_digits.scan.fields` decodes them). It is trained with
 the CTC loss on lines of MNIST training digits
 (:mod:`napari_digits.synthetic_fields`): Adam, batch 64, the learning rate
-on a cosine from 0.001 to 0 (:func:`train`). Learning from corrections
+on a cosine from 0.001 to 0 (:func:`train`), then trained further from its
+weights on new lines, from 0.0005. Learning from corrections
 fine-tunes it on the user's lines (:func:`finetune_reader`).
 """
 
@@ -89,6 +90,8 @@ def train(
     *,
     steps: int = 4000,
     seed: int = 0,
+    rate: float = 1e-3,
+    start_from: str | os.PathLike | None = None,
     say=print,
 ) -> dict:
     """Train a field reader on lines of digits and save it atomically.
@@ -103,30 +106,45 @@ def train(
         Batches of 64 to train on.
     seed : int
         Seed of the initial weights and of the batches.
+    rate : float
+        Adam's learning rate at the start (cosine decay to 0).
+    start_from : str or path-like, optional
+        A field reader to train further, instead of new weights.
     say : callable
         Called with a line of progress every 200 steps.
 
     Returns
     -------
     dict
-        What was done: steps, final loss, wall and CPU seconds.
+        What was done: steps, rate, final loss, wall and CPU seconds.
+
+    Raises
+    ------
+    ModelFileError
+        When ``start_from`` is not a field reader.
     """
     keras.utils.set_random_seed(seed)
-    model = build()
-    step = _ctc_step(model, keras.optimizers.Adam(1e-3), 64, training=True)
+    if start_from is None:
+        model = build()
+    else:
+        shape = (FRAMES, BLANK + 1)
+        model = load_to_train(start_from, shape, "field reader", "field reader")
+    step = _ctc_step(model, keras.optimizers.Adam(rate), 64, training=True)
     rng = np.random.default_rng(seed)
     start, cpu = time.perf_counter(), time.process_time()
     loss = float("nan")
     for k in range(steps):
         batch = rng.integers(len(images), size=64)
-        rate = _cosine(1e-3, k / steps)
-        loss = step(images[batch], digits[batch], lengths[batch], rate)
+        now = _cosine(rate, k / steps)
+        loss = step(images[batch], digits[batch], lengths[batch], now)
         if (k + 1) % 200 == 0:
             seconds = time.perf_counter() - start
             say(f"step {k + 1}/{steps}: loss {loss:.3f}, {seconds:.0f} s")
     save_model(model, out)
     return {
         "steps": steps,
+        "rate": rate,
+        "start_from": None if start_from is None else str(start_from),
         "batch_size": 64,
         "final_loss": round(loss, 4),
         "train_wall_time_s": round(time.perf_counter() - start, 1),
