@@ -429,9 +429,11 @@ def corrections_rows(predict, path: str) -> list[dict]:
 
     The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
     order) are read; every digit read wrongly is corrected from the labels,
-    as a user would in the table, and every digit that matches no labelled
-    digit is corrected to "not a digit" (``NOT_A_DIGIT``); the
-    model is fine-tuned on the corrected digits and the confident ones, and
+    as a user would in the table, and every digit that touches no labelled
+    digit of its image is corrected to "not a digit" (``NOT_A_DIGIT``); a
+    piece of a labelled digit (cut off it, or two joined) cannot be
+    corrected in the table and is left out, with its line; the model is
+    fine-tuned on the corrected digits and the confident ones, and
     the field reader on their lines
     (:func:`napari_digits.corrections.select`), MNIST replayed, in the
     engine's default budget; ORAND ``val``, MNIST and the touching pairs are

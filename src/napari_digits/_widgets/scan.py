@@ -507,7 +507,6 @@ class ScanWidget(QWidget):
         self._refresh_boxes()
 
     def _on_fix_typed(self, index: int, text: str) -> None:
-        text = text.strip()
         try:
             value = results.NOT_A_DIGIT if text == "-" else int(text) if text else None
             self.correct(index, value)

@@ -9,8 +9,8 @@ layer gives each frame the probabilities of the ten digits and the CTC
 blank (:mod:`napari_digits.scan.fields` decodes them). It is trained with
 the CTC loss on lines of MNIST training digits
 (:mod:`napari_digits.synthetic_fields`): Adam, batch 64, the learning rate
-on a cosine from 0.001 to 0 (:func:`train`), then trained further from its
-weights on new lines, from 0.0005. Learning from corrections
+on a cosine from 0.001 to 0 (:func:`train`, which can also start from a
+reader's weights instead of new ones). Learning from corrections
 fine-tunes it on the user's lines (:func:`finetune_reader`).
 """
 
@@ -78,6 +78,11 @@ def _ctc_step(model: keras.Model, optimizer, batch_size: int, *, training: bool)
     return run
 
 
+def _load_reader(path: str | os.PathLike) -> keras.Model:
+    """Load a field reader to train it further (ModelFileError if it is not one)."""
+    return load_to_train(path, (FRAMES, BLANK + 1), "field reader", "field reader")
+
+
 def _cosine(rate: float, done: float) -> float:
     return rate * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
@@ -124,11 +129,7 @@ def train(
         When ``start_from`` is not a field reader.
     """
     keras.utils.set_random_seed(seed)
-    if start_from is None:
-        model = build()
-    else:
-        shape = (FRAMES, BLANK + 1)
-        model = load_to_train(start_from, shape, "field reader", "field reader")
+    model = build() if start_from is None else _load_reader(start_from)
     step = _ctc_step(model, keras.optimizers.Adam(rate), 64, training=True)
     rng = np.random.default_rng(seed)
     start, cpu = time.perf_counter(), time.process_time()
@@ -216,7 +217,7 @@ def finetune_reader(
     from napari_digits.synthetic_fields import digit_pool, make_fields
 
     start = time.perf_counter()
-    model = load_to_train(base, (FRAMES, BLANK + 1), "field reader", "field reader")
+    model = _load_reader(base)
     rng = np.random.default_rng(seed)
     some = rng.choice(len(mnist.y_train), 2 * REPLAY_LINES, replace=False)
     pool, classes = digit_pool(mnist.x_train[some], mnist.y_train[some], rng)
