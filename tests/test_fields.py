@@ -6,6 +6,8 @@ chooses; the real field reader, in the real engine, is checked at the end.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,10 @@ from napari_digits.scan.fields import (
     FIELD_WIDTH,
     FRAME,
     FRAMES,
+    READ_MORE_LIKELY,
     decode,
     field_image,
+    sequence_log_probability,
 )
 
 
@@ -36,11 +40,14 @@ class Reader:
 
     Crops read as ``digit`` at ``sure``; a line reads as ``text``, each digit
     at ``confident``, spread evenly over the line's ink (a digit marked in
-    the first frame of its share, as the real reader marks them).
+    the first frame of its share, as the real reader marks them), the blank
+    the rest of that frame; with ``hedge``, that frame gives ``digit`` that
+    probability too (a reader unsure between its reading and the classifier's).
     """
 
-    def __init__(self, text: str, confident=0.9, digit=0, sure=0.6) -> None:
+    def __init__(self, text: str, confident=0.9, digit=0, sure=0.6, hedge=0.0):
         self.text, self.confident, self.digit, self.sure = text, confident, digit, sure
+        self.hedge = hedge
         self.lines = 0
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -58,7 +65,9 @@ class Reader:
             share = (last - first + 1) / len(self.text)
             for j, d in enumerate(self.text):
                 t = int(first + j * share + 0.2 * share)
-                out[i, t, BLANK] = 0.001
+                if self.hedge:
+                    out[i, t, self.digit] = self.hedge
+                out[i, t, BLANK] = max(1 - self.confident - self.hedge, 0.001)
                 out[i, t, int(d)] = self.confident
         return out
 
@@ -128,9 +137,58 @@ def test_a_sure_classifier_keeps_its_reading_against_a_less_sure_reader():
     assert read(line_of(3, gap=0), Reader("4444", sure=0.995))[1] == [4] * 4
 
 
-def test_another_count_of_digits_wins_only_where_the_reader_is_confident():
-    cut = read(line_of(3, gap=0), Reader("4444", confident=0.6))[1]
-    assert len(cut) != 4 and set(cut) == {0}
+def test_another_count_of_digits_wins_only_where_the_reader_finds_it_far_likelier():
+    # the cuts read "00"; the reader reads "4444" but finds "00" likelier
+    unsure = Reader("4444", confident=0.4, hedge=0.3)
+    frames = unsure(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
+    assert sequence_log_probability(frames, [0, 0]) > sequence_log_probability(
+        frames, [4, 4, 4, 4]
+    )
+    cut = read(line_of(3, gap=0), unsure)[1]
+    assert cut == [0, 0]
+    # far likelier ("00" about e ** 10 times less likely): the reader wins
+    sure = Reader("4444", confident=0.9, hedge=0.05)
+    assert read(line_of(3, gap=0), sure)[1] == [4] * 4
+    # likelier, but not e ** READ_MORE_LIKELY times: the cuts stay
+    frames = sure(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
+    odds = sequence_log_probability(frames, [4] * 4) - sequence_log_probability(
+        frames, [0, 0]
+    )
+    assert odds > READ_MORE_LIKELY
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("napari_digits.scan.fields.READ_MORE_LIKELY", odds + 0.1)
+        assert read(line_of(3, gap=0), sure)[1] == [0, 0]
+
+
+def test_a_digit_read_once_or_twice_is_left_to_the_classifier_on_the_pieces():
+    # the cuts read "00"; the reader "000", no likelier: one blank frame apart
+    reader = Reader("000", confident=0.5)
+    frames = reader(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
+    odds = sequence_log_probability(frames, [0] * 3) - sequence_log_probability(
+        frames, [0, 0]
+    )
+    assert odds < READ_MORE_LIKELY
+    # the line is cut in three, each piece read as a 0 at 0.6: the reader wins
+    assert read(line_of(3, gap=0), reader)[1] == [0] * 3
+    # ... and not where the classifier reads the pieces as a 0 at under PIECE_SURE
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("napari_digits.scan.fields.PIECE_SURE", 0.65)
+        assert read(line_of(3, gap=0), reader)[1] == [0, 0]
+
+
+def test_sequence_probability_sums_every_path_of_the_reading():
+    rng = np.random.default_rng(0)
+    frames = rng.dirichlet(np.full(BLANK + 1, 0.5), size=4)
+    totals: dict[tuple, float] = {}
+    for path in itertools.product(range(BLANK + 1), repeat=len(frames)):
+        read = tuple(d for d, _ in itertools.groupby(path) if d != BLANK)
+        p = np.prod(frames[np.arange(len(frames)), path])
+        totals[read] = totals.get(read, 0.0) + p
+    assert sum(totals.values()) == pytest.approx(1.0)
+    for reading in [(), (3,), (3, 3), (1, 2, 1), (5, 5, 5), (0, 1, 2, 3)]:
+        got = np.exp(sequence_log_probability(frames, list(reading)))
+        assert got == pytest.approx(totals.get(reading, 0.0), rel=1e-9, abs=1e-300)
+    assert np.exp(sequence_log_probability(frames, [1, 2, 3, 4, 5])) < 1e-12
 
 
 def test_lines_too_long_for_the_reader_are_not_read_whole():
