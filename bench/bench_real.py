@@ -447,7 +447,7 @@ def corrections_rows(predict, path: str) -> list[dict]:
     root = real_dir() / "orand-car-a"
     if not (root / "labels.csv").is_file():
         return [row("after corrections", 0, note=f"missing: {root}")]
-    learning, seen, fixed = LearningSet(), 0, 0
+    learning, seen, fixed, marked = LearningSet(), 0, 0, 0
     keys = ("min_row", "min_col", "max_row", "max_col")
     for item in orand_items(root, "train"):
         if seen >= CORRECTED_DIGITS:
@@ -472,7 +472,7 @@ def corrections_rows(predict, path: str) -> list[dict]:
         for j, r in enumerate(rows):
             if r.value >= 0 and not iou[:, j].any():
                 rows = correct(rows, j, NOT_A_DIGIT)
-                fixed += 1
+                marked += 1
         keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
         learning.add(select(scan, keep))
     out = REPO / "bench" / "results" / "corrected.keras"
@@ -497,8 +497,9 @@ def corrections_rows(predict, path: str) -> list[dict]:
     pairs["set"] += ", after corrections"
     record = json.loads(Path(f"{out}.json").read_text())["field_reader"] or {}
     note = (
-        f"{fixed} corrected + {len(config.labels) - fixed} confident of the first "
-        f"{CORRECTED_DIGITS} train digits, {len(config.lines)} of their lines; "
+        f"{fixed} corrected + {marked} not a digit + {len(config.labels) - fixed} "
+        f"confident of the first {CORRECTED_DIGITS} train digits, "
+        f"{len(config.lines)} of their lines; "
         f"fine-tuned in {seconds:.0f} s ({result.steps} batches, field reader "
         f"{record.get('steps', 0)})"
     )
