@@ -430,9 +430,12 @@ def corrections_rows(predict, path: str) -> list[dict]:
     The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
     order) are read; every digit read wrongly is corrected from the labels,
     as a user would in the table, and every digit that touches no labelled
-    digit of its image is corrected to "not a digit" (``NOT_A_DIGIT``); a
-    piece of a labelled digit (cut off it, or two joined) cannot be
-    corrected in the table and is left out, with its line; the model is
+    digit of its image, or only labelled digits found as other pieces (a
+    stroke cut off them), is corrected to "not a digit" (``NOT_A_DIGIT``); a
+    piece that is two labelled digits, or a piece of a digit found nowhere
+    else, cannot be corrected in the table and is left out, with its line
+    (before, a piece of two digits was corrected to one of them and its line
+    learnt a digit short); the model is
     fine-tuned on the corrected digits and the confident ones, and
     the field reader on their lines
     (:func:`napari_digits.corrections.select`), MNIST replayed, in the
@@ -458,19 +461,24 @@ def corrections_rows(predict, path: str) -> list[dict]:
         every = [[t[k] for k in keys] for t in item["truth"]]  # past the 300th too
         fb = np.array([[getattr(r, k) for k in keys] for r in rows], float)
         iou = box_iou(np.array(every, float).reshape(-1, 4), fb.reshape(-1, 4))
-        matched = []
+        held: dict[int, list[int]] = {}  # row -> the labelled digits it is
         for i in range(len(truth)):
             if iou.shape[1] and iou[i].max() >= 0.3:
-                j = int(iou[i].argmax())
-                matched.append(j)
-                if rows[j].prediction != truth[i]["label"]:
-                    rows = correct(rows, j, truth[i]["label"])
-                    fixed += 1
+                held.setdefault(int(iou[i].argmax()), []).append(i)
+        # a piece that is two labelled digits cannot be corrected in the table
+        matched = {j: i[0] for j, i in held.items() if len(i) == 1}
+        for j, i in matched.items():
+            if rows[j].prediction != truth[i]["label"]:
+                rows = correct(rows, j, truth[i]["label"])
+                fixed += 1
         # marks stay as read (a user leaves them); a digit that touches no
-        # labelled digit is not one; a piece of one (cut off it, or two
-        # joined) cannot be corrected in the table and is left out, its line too
+        # labelled digit, or only digits found as other pieces (a stroke cut
+        # off them), is not one; a piece of a digit found nowhere else cannot
+        # be corrected in the table and is left out, its line too
+        found = {i for j, i in matched.items()}
         for j, r in enumerate(rows):
-            if r.value >= 0 and not iou[:, j].any():
+            touched = set(np.flatnonzero(iou[:, j]))
+            if r.value >= 0 and j not in held and touched <= found:
                 rows = correct(rows, j, NOT_A_DIGIT)
                 marked += 1
         keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
