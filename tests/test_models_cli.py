@@ -124,6 +124,43 @@ def test_engine_functions(mnist_dir, tmp_path):
         assert r["mixed_on_cpu_logged"]
 
 
+_STATISTICS = """
+import json, sys
+import numpy as np
+from napari_digits.data import load_mnist
+from napari_digits.engine._tf import keras
+from napari_digits.engine.training import clean_batch_norm
+data = load_mnist()
+data = type(data)(data.x_train[:5000], data.y_train[:5000], data.x_test, data.y_test)
+def stats(scans, seed):
+    model = keras.models.load_model(sys.argv[1])
+    kernel = model.get_layer("conv1").get_weights()[0].copy()
+    clean_batch_norm(model, data, seed, scans=scans, passes=40)
+    norm = model.get_layer("norm1")
+    same = bool(np.array_equal(kernel, model.get_layer("conv1").get_weights()[0]))
+    return np.asarray(norm.moving_mean), np.asarray(norm.moving_variance), same
+clean, scans, again = stats(False, 0), stats(True, 0), stats(True, 0)
+print("REPORT " + json.dumps({
+    "weights_kept": clean[2] and scans[2],
+    "mean_moved": float(np.abs(clean[0] - scans[0]).max()),
+    "variance_ratio": float(np.median(scans[1] / clean[1])),
+    "repeatable": bool(np.array_equal(scans[0], again[0])),
+}))
+"""
+
+
+@pytest.mark.slow  # 120 forward passes of 256 digits
+def test_scan_statistics_describe_scan_like_digits(mnist_dir):
+    """--scan-statistics re-estimates batch norm on half-augmented batches."""
+    done = _run("-c", _STATISTICS, str(shipped_model_path()), mnist_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(s for s in done.stdout.splitlines() if s.startswith("REPORT "))
+    r = json.loads(line.removeprefix("REPORT "))
+    assert r["weights_kept"] and r["repeatable"]
+    assert r["mean_moved"] > 1e-3  # other statistics than clean MNIST's
+    assert r["variance_ratio"] != pytest.approx(1.0, abs=1e-3)
+
+
 @pytest.mark.slow
 def test_tutorial_architecture_trains(mnist_dir, tmp_path):
     out = tmp_path / "tutorial.keras"

@@ -158,6 +158,7 @@ def test_bad_training_values_are_refused_before_anything_runs(tmp_path, flag, va
         {"device": ""},
         {"out": "model.h5"},
         {"continental": True},  # it redraws augmented digits: needs augment
+        {"scan_statistics": True},  # so do these statistics
         {"init": "model.h5"},
     ],
 )

@@ -65,6 +65,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "Latin America write them",
     )
     parser.add_argument(
+        "--scan-statistics",
+        action="store_true",
+        help="with --augment: re-estimate the batch-norm statistics at the end "
+        "on batches half made to look like real scans, as trained, instead of "
+        "on clean MNIST",
+    )
+    parser.add_argument(
         "--init",
         metavar="MODEL",
         help="start from MODEL's weights instead of random ones (fine-tune it "
@@ -163,5 +170,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         augment=args.augment,
         download=args.download,
         continental=args.continental,
+        scan_statistics=args.scan_statistics,
         init=args.init,
     )

@@ -176,6 +176,8 @@ class TrainConfig:
     download: bool = False
     continental: bool = False  # with augment: 1s, 7s, 0s in continental styles too
     init: str | None = None  # start from this model's weights, not random ones
+    # with augment: batch-norm statistics of scan-like batches, not clean MNIST
+    scan_statistics: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -212,6 +214,11 @@ class TrainConfig:
             )
         if self.continental and not self.augment:
             raise ConfigError("--continental redraws augmented digits: add --augment")
+        if self.scan_statistics and not self.augment:
+            raise ConfigError(
+                "--scan-statistics re-estimates the statistics of augmented "
+                "batches: add --augment"
+            )
         if self.init is not None and (
             not isinstance(self.init, str) or not self.init.endswith(".keras")
         ):

@@ -25,6 +25,7 @@ RECIPE_FIELDS = (
     "mixed_precision",
     "augment",
     "continental",
+    "scan_statistics",
     "init",
     "train_limit",
 )

@@ -177,19 +177,35 @@ def test_accuracy(model: keras.Model, data: Mnist, batch: int = 2000) -> float:
     return correct / len(x)
 
 
-def clean_batch_norm(model: keras.Model, data: Mnist, seed: int) -> None:
-    """Re-estimate batch-norm statistics on clean MNIST after an augmented run.
+def clean_batch_norm(
+    model: keras.Model,
+    data: Mnist,
+    seed: int,
+    *,
+    scans: bool = False,
+    passes: int = 300,
+) -> None:
+    """Re-estimate batch-norm statistics after an augmented run.
 
-    The moving statistics of a run with ``augment`` describe half-distorted
-    batches; 300 forward passes of 256 clean training digits (drawn with
-    ``seed``) in training mode move them to clean digits' (the weights are
-    not touched): +0.04 points of MNIST test accuracy and better real-set
-    readings on ``bench/run.py real``.
+    The moving statistics of a run with ``augment`` describe the last few
+    dozen half-distorted batches; ``passes`` forward passes of 256 training
+    digits (drawn with ``seed``) in training mode set them from many more
+    (the weights are not touched). Clean digits gave +0.04 points of MNIST test
+    accuracy and, with the reader of the time, better real-set readings on
+    ``bench/run.py real``. With ``scans``, half of each batch is made to look
+    like real scans as the run trained (continental styles included): with
+    the field reader, the shipped model's five seeds read ORAND-CAR-A
+    ``train`` 87.44% -> 87.53% on average, no seed worse, MNIST unchanged.
     """
-    x = to_float(data.x_train)
+    from napari_digits import augment
+
     rng = np.random.default_rng(seed)
-    for _ in range(300):
-        model(x[rng.integers(0, len(x), 256)], training=True)
+    for _ in range(passes):
+        pick = rng.integers(0, len(data.x_train), 256)
+        x = data.x_train[pick]
+        if scans:
+            x = augment.augment_batch(x, rng, labels=data.y_train[pick])
+        model(to_float(x), training=True)
 
 
 def settle_batch_norm(model: keras.Model, data: Mnist, passes: int = 32) -> None:
@@ -544,9 +560,13 @@ def _train(config, on_progress, should_stop, log) -> _Run:
             callbacks=[_Monitor(run)],
         )
         if config.augment and run.diverged is None and not run.stopped:
-            clean_batch_norm(model, data, config.seed)
+            scans = bool(config.scan_statistics)
+            clean_batch_norm(model, data, config.seed, scans=scans)
             accuracy = test_accuracy(model, data)
-            log(f"batch norm re-estimated on clean MNIST: test accuracy {accuracy:.4f}")
+            kind = "scan-like" if scans else "clean"
+            log(
+                f"batch norm re-estimated on {kind} MNIST: test accuracy {accuracy:.4f}"
+            )
             run.history.setdefault("test_accuracy", [0.0])[-1] = accuracy
             run.save(model)
     return run
