@@ -129,13 +129,13 @@ import json, sys
 import numpy as np
 from napari_digits.data import load_mnist
 from napari_digits.engine._tf import keras
-from napari_digits.engine.training import clean_batch_norm
+from napari_digits.engine.training import reestimate_batch_norm
 data = load_mnist()
 data = type(data)(data.x_train[:5000], data.y_train[:5000], data.x_test, data.y_test)
 def stats(scans, seed):
     model = keras.models.load_model(sys.argv[1])
     kernel = model.get_layer("conv1").get_weights()[0].copy()
-    clean_batch_norm(model, data, seed, scans=scans, passes=40)
+    reestimate_batch_norm(model, data, seed, scans=scans, passes=40)
     norm = model.get_layer("norm1")
     same = bool(np.array_equal(kernel, model.get_layer("conv1").get_weights()[0]))
     return np.asarray(norm.moving_mean), np.asarray(norm.moving_variance), same

@@ -177,7 +177,7 @@ def test_accuracy(model: keras.Model, data: Mnist, batch: int = 2000) -> float:
     return correct / len(x)
 
 
-def clean_batch_norm(
+def reestimate_batch_norm(
     model: keras.Model,
     data: Mnist,
     seed: int,
@@ -561,7 +561,7 @@ def _train(config, on_progress, should_stop, log) -> _Run:
         )
         if config.augment and run.diverged is None and not run.stopped:
             scans = bool(config.scan_statistics)
-            clean_batch_norm(model, data, config.seed, scans=scans)
+            reestimate_batch_norm(model, data, config.seed, scans=scans)
             accuracy = test_accuracy(model, data)
             kind = "scan-like" if scans else "clean"
             log(
