@@ -284,25 +284,35 @@ TOUCHING_PAIRS = 200
 #: pairs a page, one a line: fewer than the reader's ``MANY_DIGITS``, so that
 #: its rule for forms of square digits stays off, as on a cheque
 PAIRS_PER_PAGE = 12
+#: touching pairs of one digit ("11", "00"): the first test digits of the class
+SAME_PAIRS = 20
 
 
-def pairs_row(predict, read=None) -> dict:
+def pairs_row(predict, read=None, *, digit: int | None = None) -> dict:
     """MNIST test digits in touching pairs: are they cut into their two digits?
 
     ``TOUCHING_PAIRS`` pairs of two random MNIST test digits (seed 0), moved
     together until their ink touches (:func:`napari_digits.synthetic.
     touching_pair`), one a line, dark ink on light paper. *found* is the
     fraction of pairs read as two digits, *amounts exact* the fraction read as
-    their two digits in order.
+    their two digits in order. With ``digit``, ``SAME_PAIRS`` pairs of that
+    digit instead: the first and second test digits of its class, the third
+    and fourth... ("11" and "00" are the hardest to cut: each half is a whole
+    digit of the same class).
     """
     from napari_digits.data import load_mnist
     from napari_digits.synthetic import one_a_line, touching_pair
 
     mnist = load_mnist()
-    order = np.random.default_rng(0).permutation(len(mnist.y_test))
+    if digit is None:
+        order = np.random.default_rng(0).permutation(len(mnist.y_test))
+        name, count = "MNIST touching pairs", TOUCHING_PAIRS
+    else:
+        order = np.flatnonzero(mnist.y_test == digit)
+        name, count = f"MNIST touching {digit}{digit}s", SAME_PAIRS
     pairs, truth = [], []
     for a, b in zip(order[0::2], order[1::2], strict=True):
-        if len(pairs) == TOUCHING_PAIRS:
+        if len(pairs) == count:
             break
         try:
             pairs.append(touching_pair(mnist.x_test[a], mnist.x_test[b]))
@@ -329,9 +339,7 @@ def pairs_row(predict, read=None) -> dict:
     n = len(pairs)
     note = f"{n} pairs: {one} read as one digit, {two - exact} misread, "
     note += f"{n - one - two} in more or no pieces"
-    return row(
-        "MNIST touching pairs", 2 * n, two / n, None, None, exact / n, seconds, note
-    )
+    return row(name, 2 * n, two / n, None, None, exact / n, seconds, note)
 
 
 # --------------------------------------------------------------------------
@@ -528,6 +536,8 @@ def without_fields(predict, split: str) -> list[dict]:
         orand(predict, split, _digit_by_digit),
         wide_row(predict, _digit_by_digit, alone=True),
         pairs_row(predict, _digit_by_digit),
+        pairs_row(predict, _digit_by_digit, digit=1),
+        pairs_row(predict, _digit_by_digit, digit=0),
     ]
     for r in rows:
         r["set"] += ", digit by digit"
@@ -562,6 +572,8 @@ def run() -> list[dict]:
         wide_row(predict),
         wide_row(predict, alone=True),
         pairs_row(predict),
+        pairs_row(predict, digit=1),
+        pairs_row(predict, digit=0),
         *without_fields(predict, split),
     ]
     if os.environ.get("BENCH_CORRECTIONS", "1") != "0":
