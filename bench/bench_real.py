@@ -483,7 +483,7 @@ def corrections_rows(predict, path: str) -> list[dict]:
         # labelled digit, or only digits found as other pieces (a stroke cut
         # off them), is not one; a piece of a digit found nowhere else cannot
         # be corrected in the table and is left out, its line too
-        found = {i for j, i in matched.items()}
+        found = set(matched.values())
         for j, r in enumerate(rows):
             touched = set(np.flatnonzero(iou[:, j]))
             if r.value >= 0 and j not in held and touched <= found:

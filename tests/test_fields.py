@@ -72,6 +72,18 @@ class Reader:
         return out
 
 
+def frames_of(reader: Reader, page: np.ndarray) -> np.ndarray:
+    """The stand-in reader's ``(FRAMES, 11)`` frames for a page holding one line."""
+    return reader(np.stack([field_image(1 - page)[0]]))[0]
+
+
+def odds(frames: np.ndarray, read: list[int], other: list[int]) -> float:
+    """How much likelier (log) the reader finds ``read`` than ``other``."""
+    return sequence_log_probability(frames, read) - sequence_log_probability(
+        frames, other
+    )
+
+
 def read(page, reader, **options):
     scan = find_digits(page, classify=reader, fields=True, digit_height=60, **options)
     ordered = sorted(range(len(scan)), key=lambda k: scan.regions[k].bbox[1])
@@ -140,34 +152,26 @@ def test_a_sure_classifier_keeps_its_reading_against_a_less_sure_reader():
 def test_another_count_of_digits_wins_only_where_the_reader_finds_it_far_likelier():
     # the cuts read "00"; the reader reads "4444" but finds "00" likelier
     unsure = Reader("4444", confident=0.4, hedge=0.3)
-    frames = unsure(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
-    assert sequence_log_probability(frames, [0, 0]) > sequence_log_probability(
-        frames, [4, 4, 4, 4]
-    )
+    assert odds(frames_of(unsure, line_of(3, gap=0)), [0, 0], [4] * 4) > 0
     cut = read(line_of(3, gap=0), unsure)[1]
     assert cut == [0, 0]
     # far likelier ("00" about e ** 10 times less likely): the reader wins
     sure = Reader("4444", confident=0.9, hedge=0.05)
     assert read(line_of(3, gap=0), sure)[1] == [4] * 4
     # likelier, but not e ** READ_MORE_LIKELY times: the cuts stay
-    frames = sure(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
-    odds = sequence_log_probability(frames, [4] * 4) - sequence_log_probability(
-        frames, [0, 0]
-    )
-    assert odds > READ_MORE_LIKELY
+    likelier = odds(frames_of(sure, line_of(3, gap=0)), [4] * 4, [0, 0])
+    assert likelier > READ_MORE_LIKELY
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("napari_digits.scan.fields.READ_MORE_LIKELY", odds + 0.1)
+        mp.setattr("napari_digits.scan.fields.READ_MORE_LIKELY", likelier + 0.1)
         assert read(line_of(3, gap=0), sure)[1] == [0, 0]
 
 
 def test_a_digit_read_once_or_twice_is_left_to_the_classifier_on_the_pieces():
     # the cuts read "00"; the reader "000", no likelier: one blank frame apart
     reader = Reader("000", confident=0.5)
-    frames = reader(np.stack([field_image(1 - line_of(3, gap=0))[0]]))[0]
-    odds = sequence_log_probability(frames, [0] * 3) - sequence_log_probability(
-        frames, [0, 0]
+    assert (
+        odds(frames_of(reader, line_of(3, gap=0)), [0] * 3, [0, 0]) < READ_MORE_LIKELY
     )
-    assert odds < READ_MORE_LIKELY
     # the line is cut in three, each piece read as a 0 at 0.6: the reader wins
     assert read(line_of(3, gap=0), reader)[1] == [0] * 3
     # ... and not where the classifier reads the pieces as a 0 at under PIECE_SURE
