@@ -45,10 +45,21 @@ def test_a_reading_is_written_above_its_box_and_rewritten():
     assert (image != 0).sum() == a.glyphs()["1"].sum()
 
 
+def test_a_piece_of_several_digits_shows_them_all_and_is_erased_whole():
+    image = np.zeros((50, 40), np.uint8)
+    several = replace(ROW, corrected="65")
+    a.write_reading(image, several, a.CORRECTED, 2.0)
+    assert (image != 0).sum() == a.glyphs()["6"].sum() + a.glyphs()["5"].sum()
+    a.write_reading(image, ROW, a.OK, 2.0, before=several.digits)  # undone
+    assert (image != 0).sum() == a.glyphs()["7"].sum()
+
+
 def test_a_reading_at_the_top_edge_is_clipped_not_lost():
     top = replace(ROW, min_row=2, max_row=20)
     image = a.readings_image([top], np.array([a.OK]), (40, 40), 1.0)
     assert image.any()
+    a.write_reading(image, replace(top, corrected=1), a.CORRECTED, 1.0)
+    assert (image != 0).sum() == a.glyphs()["1"].sum()  # the 7 erased whole
 
 
 def test_readings_scale_with_the_digits():

@@ -96,6 +96,23 @@ def test_select_learns_the_lines_looked_at_or_read_with_confidence():
     assert chosen.line_digits == [[3, 3], [8]] and chosen.labels == [3, 3, 8]
     nothing = select(scan, rows[:0])
     assert nothing.line_arrays()[0].shape == (0, 32, 192)
+    assert (chosen.lines_corrected, nothing.lines_corrected) == (1, 0)
+
+
+def test_select_learns_a_piece_of_several_digits_only_in_its_line():
+    scan = find_digits(two_short_lines(), classify=blank_lines, fields=True)
+    probs = np.full((4, 10), 0.001, np.float32)
+    probs[:, 3] = 0.991  # both lines read "33" with confidence
+    rows = build_table(scan, probs, file="page.png")
+    rows[1] = replace(rows[1], corrected="35")  # a 5 touching the 3, not cut
+    chosen = select(scan, rows)
+    assert chosen.line_digits == [[3, 3, 5], [3, 3]]
+    assert chosen.labels == [3, 3, 3] and chosen.n_corrected == 0
+    assert chosen.lines_corrected == 1
+    # more digits than the field reader's frames can hold: not learnt
+    rows[1] = replace(rows[1], corrected="9" * 13)
+    rows[0] = replace(rows[0], corrected="9" * 12)
+    assert select(scan, rows).line_digits == [[3, 3]]
 
 
 def test_finetune_refuses_bad_arguments_in_one_line(tmp_path):

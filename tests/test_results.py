@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -111,6 +112,30 @@ def test_corrections_are_kept_and_exported(tmp_path):
     ]
 
 
+def test_a_piece_corrected_to_several_digits(tmp_path):
+    """Two touching digits read as one, and a digit missed beside another."""
+    rows = correct(table(), 1, "25")  # "12" is "125": the 2 held a 5 too
+    assert rows[1].corrected == "25" and rows[1].digits == "25"
+    assert numbers(rows)[1] == "125"
+    rows = correct(rows, 0, " 01 ")  # leading zeros are digits
+    assert rows[0].corrected == "01" and numbers(rows)[1] == "0125"
+    assert correct(rows, 2, "3")[2].corrected is None  # one digit: as before
+    assert correct(rows, 2, "-")[2].corrected == NOT_A_DIGIT
+    assert correct(rows, 2, "")[2].corrected is None
+    for bad in ("2a", "1.5", "+3", "٣", "1" * 13):
+        with pytest.raises(ValueError, match="several"):
+            correct(rows, 2, bad)
+    for suffix in (".csv", ".parquet"):
+        path = tmp_path / f"out{suffix}"
+        write_csv(rows, path)
+        back = read_csv(path)
+        assert [r.corrected for r in back] == [r.corrected for r in rows]
+        assert numbers(back) == numbers(rows)
+    again = [replace(r, min_col=r.min_col + 1, max_col=r.max_col + 1) for r in table()]
+    carried, count = carry_corrections(rows, again)
+    assert count == 2 and numbers(carried)[1] == "0125"
+
+
 def test_features_hold_every_column():
     features = to_features(correct(table(), 1, NOT_A_DIGIT))
     assert set(CSV_HEADER) <= set(features)
@@ -151,8 +176,6 @@ def test_row_defaults():
 
 
 def test_corrections_survive_reading_the_page_again():
-    from dataclasses import replace
-
     rows = correct(table(), 2, 9)
     again = [replace(r, min_row=r.min_row + 1, max_row=r.max_row + 1) for r in table()]
     carried, count = carry_corrections(rows, again)

@@ -21,7 +21,7 @@ from napari_digits._widgets.scan import (
     ScanWidget,
 )
 from napari_digits.current_model import current_model
-from napari_digits.results import CSV_HEADER, read_csv, score
+from napari_digits.results import CSV_HEADER, numbers, read_csv, score
 from napari_digits.synthetic import read_truth
 
 WAIT = 180_000  # ms: the first request starts the engine (TensorFlow import)
@@ -98,6 +98,18 @@ def test_reads_the_sample_page_into_layers_table_and_csv(
     assert labels.features["read"][other] == -1
     widget.model.setData(cell(widget, 1, "fix"), "")  # undone
     assert widget.rows[other].corrected is None
+    # a piece holding two digits (or a digit missed beside it): both typed
+    inked = np.count_nonzero(widget.reading.readings)
+    number = widget.rows[other].number
+    before = numbers(widget.rows)[number]
+    widget.model.setData(cell(widget, 1, "fix"), "65")
+    assert widget.rows[other].corrected == "65"
+    assert cell(widget, 1, "read").data() == "65"
+    assert labels.features["read"][other] == "65"
+    assert len(numbers(widget.rows)[number]) == len(before) + 1
+    assert np.count_nonzero(widget.reading.readings) > inked  # two glyphs now
+    widget.model.setData(cell(widget, 1, "fix"), "")
+    assert numbers(widget.rows)[number] == before
 
     out = tmp_path / "digits.csv"
     assert widget.export_csv(str(out)) == len(rows)
@@ -273,8 +285,10 @@ def test_a_bad_fix_is_a_message(viewer_and_widget, qtbot, messages):
     viewer, widget = viewer_and_widget
     [page] = viewer.open_sample("napari-digits", "scanned_page")
     run(widget, qtbot, page)
-    widget.model.setData(cell(widget, 0, "fix"), "x")
-    assert any("a fix is one digit 0-9" in m for kind, m in messages)
+    for bad in ("x", "6x", "1" * 13):
+        widget.model.setData(cell(widget, 0, "fix"), bad)
+        kind, message = messages.pop()
+        assert kind == "show_error" and message.startswith("a fix is a digit 0-9")
     assert all(r.corrected is None for r in widget.rows)
 
 

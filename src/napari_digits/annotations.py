@@ -188,16 +188,24 @@ def readings_image(
     return image
 
 
-def write_reading(image: np.ndarray, row: DigitRow, code: int, scale: float) -> None:
-    """Write (or rewrite) one row's reading above its box in the readings image."""
+def write_reading(
+    image: np.ndarray, row: DigitRow, code: int, scale: float, before: str = ""
+) -> None:
+    """Write (or rewrite) one row's reading above its box in the readings image.
+
+    ``before`` is the reading written there earlier, erased first (one digit
+    wide at least).
+    """
     bottom = max(int(row.min_row / scale) - 1, 0)
     left = int(row.min_col / scale)
     cell = glyph_cell()
     top = max(bottom - cell[0], 0)
-    image[top:bottom, left : left + cell[1]] = 0  # an earlier reading of this digit
-    if 0 <= row.value <= 9:  # else a mark (prediction -1): no reading
+    width = max(cell[1], text_width(before))
+    # an earlier reading of this digit (at the top edge: written below it)
+    image[top : max(bottom, cell[0]), left : left + width] = 0
+    if row.digits:  # else a mark (prediction -1): no reading
         # at the top edge: below the edge rather than lost
-        write_text(image, str(row.value), max(bottom, cell[0]), left, code)
+        write_text(image, row.digits, max(bottom, cell[0]), left, code)
 
 
 def box_labels(

@@ -5,10 +5,13 @@ some readings (the table's ``corrected`` column) and asks the model to learn
 from them: the fine-tuning set is every corrected digit (its correction as the
 label) and every digit read with a probability of at least ``confident`` and
 not corrected (its prediction as the label), each with its 28x28 crop. Marks
-(a value below 0) are left out. The short lines the field reader read
-(:attr:`napari_digits.scan.Scan.lines`) are learnt too, with their digits as
-the label (marks left out): each line where the user corrected a digit (they
-looked at it) and each line all of whose digits were read with confidence.
+(a value below 0) are left out, and so are pieces corrected to several digits
+(two touching digits read as one: no crop of them is one digit). The short
+lines the field reader read (:attr:`napari_digits.scan.Scan.lines`) are
+learnt too, with their digits as the label (marks left out, a piece of
+several digits giving all of them): each line where the user corrected a
+digit (they looked at it) and each line all of whose digits were read with
+confidence.
 The engine does the fine-tuning
 (:func:`napari_digits.engine.finetune.finetune`).
 
@@ -29,7 +32,7 @@ import numpy as np
 from napari_digits.engine.protocol import FinetuneConfig
 from napari_digits.results import DigitRow, Predict, carry_corrections, read_page
 from napari_digits.scan import Scan
-from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH
+from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, FRAMES
 
 #: uncorrected digits read with at least this probability are learnt too
 CONFIDENT = 0.99
@@ -45,6 +48,8 @@ class LearningSet:
     files: list[str] = field(default_factory=list)
     lines: list[np.ndarray] = field(default_factory=list)
     line_digits: list[list[int]] = field(default_factory=list)
+    #: how many of ``lines`` hold a correction
+    lines_corrected: int = 0
 
     def add(self, other: LearningSet) -> None:
         """Append another set's digits and lines to this one."""
@@ -54,6 +59,7 @@ class LearningSet:
         self.files += [f for f in other.files if f not in self.files]
         self.lines += other.lines
         self.line_digits += other.line_digits
+        self.lines_corrected += other.lines_corrected
 
     def line_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(lines (M, 32, 192) uint8, digits (M, L) int32)``.
@@ -134,12 +140,12 @@ def select(
     out = LearningSet()
     for row in rows:
         k = index.get(row.label)
-        if k is None or row.value < 0:
+        if k is None or len(row.digits) != 1:  # a mark, or several digits
             continue
         if row.corrected is None and row.probability < confident:
             continue
         out.images.append(scan.crops[k])
-        out.labels.append(int(row.value))
+        out.labels.append(int(row.digits))
         out.corrected.append(row.corrected is not None)
         if row.file not in out.files:
             out.files.append(row.file)
@@ -148,11 +154,17 @@ def select(
         line = [by_label.get(label) for label in labels]
         if any(row is None for row in line):
             continue
-        digits = [row for row in line if row.value >= 0]
+        digits = [row for row in line if row.digits]
+        text = "".join(row.digits for row in digits)
         looked = any(row.corrected is not None for row in line)
+        if len(text) > FRAMES // 2:  # more than the field reader can read
+            continue
         if digits and (looked or min(r.probability for r in digits) >= confident):
             out.lines.append(image)
-            out.line_digits.append([int(row.value) for row in digits])
+            out.line_digits.append([int(c) for c in text])
+            out.lines_corrected += looked
+            if line[0].file not in out.files:
+                out.files.append(line[0].file)
     return out
 
 

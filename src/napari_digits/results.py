@@ -66,7 +66,8 @@ class DigitRow:
     """One row of the table: a digit, where it is, what it was read as.
 
     ``digit``, ``line``, ``position`` and ``number`` count from 1 in reading
-    order; ``corrected`` is the user's correction (None when there is none);
+    order; ``corrected`` is the user's correction (None when there is none;
+    see :func:`as_correction`);
     ``page`` is the page of ``file`` (from 1: a multi-page TIFF has several);
     ``label`` is the digit's label in the scan's label image (not exported).
     """
@@ -86,14 +87,23 @@ class DigitRow:
     probability: float
     runner_up: int
     runner_up_probability: float
-    corrected: int | None = None
+    corrected: int | str | None = None
     label: int = 0
     page: int = 1
 
     @property
-    def value(self) -> int:
-        """The digit as read: the correction if there is one, else the prediction."""
+    def value(self) -> int | str:
+        """The digit as read: the correction if there is one, else the prediction.
+
+        -1 for a mark; text for a piece corrected to several digits.
+        """
         return self.prediction if self.corrected is None else self.corrected
+
+    @property
+    def digits(self) -> str:
+        """The digits this piece holds, as read: ``""`` (a mark), ``"7"``, ``"65"``."""
+        value = self.value
+        return value if isinstance(value, str) else str(value) if value >= 0 else ""
 
     def needs_review(self, threshold: float = REVIEW_THRESHOLD) -> bool:
         """Tell whether the prediction is uncertain and nobody corrected it."""
@@ -294,19 +304,64 @@ def read_page(
 #: the correction of a row that is not a digit (a speck, a stroke of a
 #: neighbour, punctuation read as a digit): it becomes a mark
 NOT_A_DIGIT = -1
+#: the most digits one piece may be corrected to
+MAX_DIGITS = 12
 
 
-def correct(rows: Sequence[DigitRow], index: int, value: int | None) -> list[DigitRow]:
+def as_correction(value: int | str | None) -> int | str | None:
+    """Return the correction ``value`` means, or raise ValueError.
+
+    Parameters
+    ----------
+    value : int, str or None
+        None or empty text: no correction; an int 0..9, or -1
+        (``NOT_A_DIGIT``); text as typed in the table's fix cell: a digit,
+        ``-`` or ``-1`` (not a digit), or up to :data:`MAX_DIGITS` digits.
+
+    Returns
+    -------
+    int, str or None
+        None, an int -1..9, or text of two or more digits (leading zeros
+        kept: ``"05"``).
+
+    Examples
+    --------
+    >>> as_correction("7"), as_correction("-"), as_correction(" 05 "), as_correction("")
+    (7, -1, '05', None)
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if not NOT_A_DIGIT <= int(value) <= 9:
+            raise ValueError(f"a digit is 0..9 (or -1: not a digit), not {value}")
+        return int(value)
+    text = value.strip()
+    if text in ("-", "-1"):
+        return NOT_A_DIGIT
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
+        raise ValueError(
+            f"a fix is a digit 0-9, up to {MAX_DIGITS} digits for a piece that "
+            f"holds several, or - for not a digit; not {value!r}"
+        )
+    return int(text) if len(text) == 1 else text
+
+
+def correct(
+    rows: Sequence[DigitRow], index: int, value: int | str | None
+) -> list[DigitRow]:
     """Return the table with row ``index`` corrected to ``value`` (None: undo).
 
     ``value`` is a digit 0..9, or ``NOT_A_DIGIT`` (-1): the row is then a
-    mark, left out of the numbers and of learning, as punctuation is. A
+    mark, left out of the numbers and of learning, as punctuation is; or
+    text of several digits (see :func:`as_correction`): the piece holds
+    them, left to right, and is learnt only as part of its line. A
     correction equal to the prediction is stored as no correction.
     """
-    if value is not None and not NOT_A_DIGIT <= int(value) <= 9:
-        raise ValueError(f"a digit is 0..9 (or -1: not a digit), not {value}")
+    value = as_correction(value)
     row = rows[index]
-    value = None if value is None or int(value) == row.prediction else int(value)
+    value = None if value == row.prediction else value
     return [*rows[:index], replace(row, corrected=value), *rows[index + 1 :]]
 
 
@@ -347,8 +402,8 @@ def numbers(rows: Iterable[DigitRow]) -> dict[int, str]:
     """Return the numbers read on a page: number id -> its digits as text."""
     out: dict[int, str] = {}
     for row in sorted(rows, key=lambda r: (r.line, r.position)):
-        if row.value >= 0:  # marks (-1) punctuate, they are not digits
-            out[row.number] = out.get(row.number, "") + str(row.value)
+        if row.digits:  # marks (-1) punctuate, they are not digits
+            out[row.number] = out.get(row.number, "") + row.digits
     return out
 
 
@@ -373,8 +428,9 @@ def row_values(row: DigitRow) -> list[object]:
 def row_from_values(values: Mapping[str, object]) -> DigitRow:
     """Make a row from :data:`CSV_HEADER` values (text or typed; ``page`` optional).
 
-    Empty text or None in ``corrected`` means no correction; a table without
-    a ``page`` column (written before pages were counted) is page 1.
+    Empty text or None in ``corrected`` means no correction, else it is read
+    by :func:`as_correction`; a table without a ``page`` column (written
+    before pages were counted) is page 1.
     """
     out: dict[str, object] = {}
     for key in CSV_HEADER:
@@ -382,7 +438,7 @@ def row_from_values(values: Mapping[str, object]) -> DigitRow:
         if key == "file":
             out[key] = str(value)
         elif key == "corrected":
-            out[key] = None if value in ("", None) else int(value)  # type: ignore[arg-type]
+            out[key] = as_correction(value)  # type: ignore[arg-type]
         else:
             out[key] = _FIELD_TYPES[key](value)
     return DigitRow(**out)  # type: ignore[arg-type]
@@ -459,9 +515,19 @@ def _parquet_schema():
 
     kinds = {int: pa.int32(), float: pa.float64()}
     return pa.schema(
-        [("file", pa.string())]
-        + [(key, kinds[_FIELD_TYPES[key]]) for key in CSV_HEADER[1:]]
+        [
+            (key, pa.string() if key in _TEXT else kinds[_FIELD_TYPES[key]])
+            for key in CSV_HEADER
+        ]
     )
+
+
+#: columns written as text in Parquet (``corrected``: "65" keeps its digits)
+_TEXT = ("file", "corrected")
+
+
+def _as_text(values: Sequence[object]) -> list[str | None]:
+    return [None if v is None else str(v) for v in values]
 
 
 @contextlib.contextmanager
@@ -473,7 +539,10 @@ def _parquet_writer(tmp: Path) -> Iterator[TableWriter]:
 
     def write(rows: Sequence[Sequence[object]]) -> None:
         columns = zip(*rows, strict=True)
-        arrays = [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)]
+        arrays = [
+            pa.array(_as_text(c) if f.name in _TEXT else c, f.type)
+            for c, f in zip(columns, schema, strict=True)
+        ]
         writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
     with pq.ParquetWriter(tmp, schema) as writer:

@@ -33,8 +33,9 @@ TIPS = {
     "#": "digit number, in reading order",
     "read": "the digit as read (your correction if you made one)",
     "p": "the model's probability for its prediction",
-    "fix": "type a digit 0-9 to correct the reading, - if it is not a digit; "
-    "empty to undo",
+    "fix": "type a digit 0-9 to correct the reading, - if it is not a digit, "
+    "several digits (65) if the piece holds them or a digit beside it was "
+    "missed; empty to undo",
     "2nd": "the runner-up class",
     "p 2nd": "the runner-up's probability",
     "line": "text line, from the top",

@@ -78,7 +78,7 @@ def labels_features(rows: list[results.DigitRow]) -> dict[str, np.ndarray]:
     return {
         "index": np.array([r.label for r in rows], int),
         "digit": np.array([r.digit for r in rows], int),
-        "read": np.array([r.value for r in rows], int),
+        "read": np.array([r.value for r in rows], object),  # "65": several
         "p": np.array([r.probability for r in rows], float),
         "2nd": np.array([r.runner_up for r in rows], int),
         "corrected": np.array([r.corrected is not None for r in rows], bool),
@@ -189,13 +189,17 @@ class ReadingLayers:
             colours = annotations.segment_colours(codes, selected)
             self.viewer.layers[BOXES_LAYER].edge_color = colours
 
-    def rewrite(self, reading: Reading, index: int) -> None:
-        """Write digit ``index``'s reading again (corrected or recoded)."""
+    def rewrite(self, reading: Reading, index: int, before: str = "") -> None:
+        """Write digit ``index``'s reading again (corrected or recoded).
+
+        ``before`` is the reading shown until now (erased first).
+        """
         annotations.write_reading(
             reading.readings,
             reading.rows[index],
             int(reading.codes[index]),
             reading.readings_scale,
+            before,
         )
         if READINGS_LAYER in self.viewer.layers:
             self.viewer.layers[READINGS_LAYER].refresh()

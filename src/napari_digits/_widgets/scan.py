@@ -443,7 +443,7 @@ class ScanWidget(QWidget):
         changed = np.flatnonzero(codes != self.reading.codes)
         self.reading.codes[:] = codes
         for k in changed:
-            self.layers.rewrite(self.reading, int(k))
+            self.layers.rewrite(self.reading, int(k), self.rows[k].digits)
         self._refresh_boxes()
 
     # -- selection and corrections -----------------------------------------
@@ -508,26 +508,27 @@ class ScanWidget(QWidget):
 
     def _on_fix_typed(self, index: int, text: str) -> None:
         try:
-            value = results.NOT_A_DIGIT if text == "-" else int(text) if text else None
-            self.correct(index, value)
-        except ValueError:
-            show_error(
-                f"a fix is one digit 0-9, - for not a digit (or empty to undo), "
-                f"not {text!r}"
-            )
+            value = results.as_correction(text)
+        except ValueError as exc:
+            show_error(f"{exc} (empty to undo)")
+            return
+        self.correct(index, value)
 
-    def correct(self, index: int, value: int | None) -> None:
+    def correct(self, index: int, value: int | str | None) -> None:
         """Correct digit ``index`` (reading order, from 0) to ``value``.
 
-        ``value`` is 0..9, ``results.NOT_A_DIGIT`` or None (undo).
+        ``value`` is 0..9, ``results.NOT_A_DIGIT``, text of the several
+        digits the piece holds (``"65"``), or None (undo); see
+        :func:`napari_digits.results.as_correction`.
         """
         if self.reading is None:  # every plane read: the table only
             self.stack_rows = results.correct(self.stack_rows, index, value)
             self.model.update_rows(self.stack_rows)
             return
+        before = self.rows[index].digits
         self.reading.rows[:] = results.correct(self.rows, index, value)
         self.model.update_rows(self.rows)
-        self.layers.rewrite(self.reading, index)
+        self.layers.rewrite(self.reading, index, before)
         self._recode()
         self._update_status()
         self.layers.update_features(self.rows)
@@ -579,7 +580,7 @@ class ScanWidget(QWidget):
         if self.reading is None:
             return None
         chosen = corrections.select(self.reading.scan, self.rows)
-        if chosen.n_corrected == 0:
+        if chosen.n_corrected == 0 and chosen.lines_corrected == 0:
             show_info("correct some digits in the table first")
             return None
         config = chosen.finetune_config(
