@@ -103,8 +103,8 @@ def orand_items(root: Path, split: str) -> list[dict]:
 
 def digits_read(rows) -> str:
     """The digits of a table left to right; marks (value < 0) left out."""
-    keep = sorted((r for r in rows if r.value >= 0), key=lambda r: r.min_col)
-    return "".join(str(r.value) for r in keep)
+    keep = sorted((r for r in rows if r.digits), key=lambda r: r.min_col)
+    return "".join(r.digits for r in keep)
 
 
 def orand(predict: Callable, split: str = "val", read=None) -> dict:
@@ -435,20 +435,19 @@ CORRECTED_DIGITS = 300
 def corrections_rows(predict, path: str) -> list[dict]:
     """The correction benchmark: correct, fine-tune, measure again.
 
-    The first ``CORRECTED_DIGITS`` labelled digits of ORAND ``train`` (file
-    order) are read; every digit read wrongly is corrected from the labels,
-    as a user would in the table, and every digit that touches no labelled
-    digit of its image, or only labelled digits found as other pieces (a
-    stroke cut off them), is corrected to "not a digit" (``NOT_A_DIGIT``); a
-    piece that is two labelled digits, or a piece of a digit found nowhere
-    else, cannot be corrected in the table and is left out, with its line
-    (before, a piece of two digits was corrected to one of them and its line
-    learnt a digit short); the model is
-    fine-tuned on the corrected digits and the confident ones, and
-    the field reader on their lines
-    (:func:`napari_digits.corrections.select`), MNIST replayed, in the
-    engine's default budget; ORAND ``val``, MNIST and the touching pairs are
-    measured again.
+    The images of ORAND ``train`` (file order) that hold its first
+    ``CORRECTED_DIGITS`` labelled digits are read and every piece is
+    corrected from the labels, as a user would in the table: each labelled
+    digit belongs to the piece that overlaps it most; a piece holding one
+    digit read wrongly gets that digit, a piece holding several (touching
+    digits not cut apart) gets them all, left to right (``"65"``), a digit
+    no piece overlaps (missed) is typed with the nearest piece's digits,
+    and a piece that holds no labelled digit (a speck, a stroke cut off a
+    neighbour) is "not a digit" (``NOT_A_DIGIT``). The model is fine-tuned
+    on the corrected digits and the confident ones, and the field reader on
+    their lines (:func:`napari_digits.corrections.select`), MNIST replayed,
+    in the engine's default budget; ORAND ``val``, MNIST and the touching
+    pairs are measured again.
     """
     from napari_digits.corrections import LearningSet, select
     from napari_digits.engine import models
@@ -458,39 +457,35 @@ def corrections_rows(predict, path: str) -> list[dict]:
     root = real_dir() / "orand-car-a"
     if not (root / "labels.csv").is_file():
         return [row("after corrections", 0, note=f"missing: {root}")]
-    learning, seen, fixed, marked = LearningSet(), 0, 0, 0
+    learning, seen = LearningSet(), 0
+    counts = {"one": 0, "several": 0, "missed": 0, "marked": 0}
     keys = ("min_row", "min_col", "max_row", "max_col")
     for item in orand_items(root, "train"):
         if seen >= CORRECTED_DIGITS:
             break
-        truth = item["truth"][: CORRECTED_DIGITS - seen]
+        truth = sorted(item["truth"], key=lambda t: t["min_col"])
         seen += len(truth)
         scan, rows, _ = read_page(read_image(item["path"]), predict)
-        every = [[t[k] for k in keys] for t in item["truth"]]  # past the 300th too
+        if not rows:
+            continue
         fb = np.array([[getattr(r, k) for k in keys] for r in rows], float)
-        iou = box_iou(np.array(every, float).reshape(-1, 4), fb.reshape(-1, 4))
-        held: dict[int, list[int]] = {}  # row -> the labelled digits it is
-        for i in range(len(truth)):
-            if iou.shape[1] and iou[i].max() >= 0.3:
-                held.setdefault(int(iou[i].argmax()), []).append(i)
-        # a piece that is two labelled digits cannot be corrected in the table
-        matched = {j: i[0] for j, i in held.items() if len(i) == 1}
-        for j, i in matched.items():
-            if rows[j].prediction != truth[i]["label"]:
-                rows = correct(rows, j, truth[i]["label"])
-                fixed += 1
-        # marks stay as read (a user leaves them); a digit that touches no
-        # labelled digit, or only digits found as other pieces (a stroke cut
-        # off them), is not one; a piece of a digit found nowhere else cannot
-        # be corrected in the table and is left out, its line too
-        found = set(matched.values())
+        iou = box_iou(np.array([[t[k] for k in keys] for t in truth], float), fb)
+        centres = (fb[:, 1] + fb[:, 3]) / 2
+        held: dict[int, list[int]] = {}  # row -> the labelled digits it holds
+        for i, t in enumerate(truth):
+            j = int(iou[i].argmax())
+            if iou[i, j] == 0:  # missed: typed with its nearest neighbour
+                j = int(np.abs(centres - (t["min_col"] + t["max_col"]) / 2).argmin())
+                counts["missed"] += 1
+            held.setdefault(j, []).append(i)
         for j, r in enumerate(rows):
-            touched = set(np.flatnonzero(iou[:, j]))
-            if r.value >= 0 and j not in held and touched <= found:
-                rows = correct(rows, j, NOT_A_DIGIT)
-                marked += 1
-        keep = [r for j, r in enumerate(rows) if j in matched or r.value < 0]
-        learning.add(select(scan, keep))
+            text = "".join(str(truth[i]["label"]) for i in held.get(j, []))
+            if text == r.digits:
+                continue
+            rows = correct(rows, j, text or NOT_A_DIGIT)
+            kind = "marked" if not text else "one" if len(text) == 1 else "several"
+            counts[kind] += 1
+        learning.add(select(scan, rows))
     out = REPO / "bench" / "results" / "corrected.keras"
     out.parent.mkdir(exist_ok=True)
     config = learning.finetune_config(
@@ -513,8 +508,11 @@ def corrections_rows(predict, path: str) -> list[dict]:
     pairs["set"] += ", after corrections"
     record = json.loads(Path(f"{out}.json").read_text())["field_reader"] or {}
     note = (
-        f"{fixed} corrected + {marked} not a digit + {len(config.labels) - fixed} "
-        f"confident of the first {CORRECTED_DIGITS} train digits, "
+        f"{counts['one']} corrected + {counts['several']} to several digits "
+        f"({counts['missed']} missed digits typed with a neighbour) + "
+        f"{counts['marked']} not a digit + "
+        f"{len(config.labels) - counts['one']} confident "
+        f"of the first {seen} train digits, "
         f"{len(config.lines)} of their lines; "
         f"fine-tuned in {seconds:.0f} s ({result.steps} batches, field reader "
         f"{record.get('steps', 0)})"
