@@ -143,6 +143,43 @@ def test_read_job_reads_a_page_and_reports_an_unreadable_file(tmp_path, mnist_di
     assert bad.error and "bad.png" in bad.error and not bad.rows
 
 
+def four_or_one(crops):
+    """Every digit a 4 at 60% or a 1 at 35%; lines read as blank."""
+    if crops.shape[1:] != (28, 28):
+        return uniform(crops)
+    p = np.full((len(crops), 10), 0.05 / 8, np.float32)
+    p[:, 4], p[:, 1] = 0.6, 0.35
+    return p
+
+
+def test_read_as_amounts_reads_an_unsure_first_digit_of_a_line_as_a_1(
+    tmp_path, mnist_dir
+):
+    from napari_digits.cli import build_parser
+    from napari_digits.cli.read import _options, _settings
+    from napari_digits.data import load_mnist
+    from napari_digits.synthetic import make_page
+
+    mnist = load_mnist()
+    page = make_page(mnist.x_test, mnist.y_test, shape=(500, 400), seed=5)
+    Image.fromarray(page.image).save(tmp_path / "p.png")
+    args = build_parser().parse_args(["read", "p.png", "--out", "r.csv", "--amounts"])
+    job = PageJob(0, str(tmp_path / "p.png"))
+    rows = read_job(job, four_or_one, _options(args)).rows
+    lines = {r.line for r in rows}
+    assert len(lines) > 1
+    firsts = [
+        min((r for r in rows if r.line == n), key=lambda r: r.position) for n in lines
+    ]
+    assert all(r.prediction == 1 and r.runner_up == 4 for r in firsts)
+    assert sum(r.prediction == 4 for r in rows) == len(rows) - len(lines)
+    assert {r.prediction for r in read_job(job, four_or_one, ReadOptions()).rows} == {4}
+    # a resume must read as amounts too; older journals (no such key) still resume
+    assert _settings(args, "m.keras")["amounts"] is True
+    plain = build_parser().parse_args(["read", "p.png", "--out", "r.csv"])
+    assert "amounts" not in _settings(plain, "m.keras")
+
+
 def test_each_page_of_a_multi_page_tiff_is_a_page(tmp_path, mnist_dir):
     import tifffile
 

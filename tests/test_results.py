@@ -15,6 +15,7 @@ from napari_digits.results import (
     build_table,
     carry_corrections,
     correct,
+    first_digit_law,
     numbers,
     read_csv,
     read_page,
@@ -134,6 +135,24 @@ def test_a_piece_corrected_to_several_digits(tmp_path):
     again = [replace(r, min_col=r.min_col + 1, max_col=r.max_col + 1) for r in table()]
     carried, count = carry_corrections(rows, again)
     assert count == 2 and numbers(carried)[1] == "0125"
+
+
+def test_the_first_digit_law_weighs_only_each_lines_first_digit():
+    regions = skewed_page()  # two lines "12 3" and "45 6", in any order
+    mark = replace(region(7, 100, 0, h=4, w=4), mark=True)  # a dash before line 1
+    regions = [*regions, mark]
+    p = np.full((len(regions), 10), 0.3 / 8, np.float32)
+    p[:, 9], p[:, 1] = 0.4, 0.3  # an unsure 9-or-1 everywhere...
+    p[1, :], p[1, 7] = 0.0, 1.0  # ...but one sure 7 (label 5, in line 2)
+    out = first_digit_law(regions, p, digit_height=20)
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1)
+    firsts = [k for k, r in enumerate(regions) if r.label in (1, 4)]
+    assert [int(out[k].argmax()) for k in firsts] == [1, 1]
+    rest = [k for k in range(len(regions)) if k not in firsts]
+    np.testing.assert_array_equal(out[rest], p[rest])  # the mark too
+    sure = np.zeros((1, 10))
+    sure[0, 7] = 1.0  # a sure first digit stays
+    assert first_digit_law(regions[:1], sure, digit_height=20)[0, 7] == 1.0
 
 
 def test_features_hold_every_column():

@@ -229,6 +229,11 @@ class ScanWidget(QWidget):
             "points, commas, dashes and = beside the digits get rows of their own, "
             "read -1; they are never part of a number"
         )
+        self.amounts = CheckBox(text="lines are amounts", value=False)
+        self.amounts.tooltip = (
+            "cheques, invoices: a line's first digit is weighed by the first-digit "
+            "law (1 leads six times as often as 9), so an unsure 4-or-1 reads as 1"
+        )
         self.every_plane = CheckBox(text="every plane of a stack", value=False)
         self.run_button = PushButton(text="Find and classify")
         self.export_button = PushButton(text="Export CSV...")
@@ -253,6 +258,7 @@ class ScanWidget(QWidget):
                 self.review,
                 self.split,
                 self.marks,
+                self.amounts,
                 self.every_plane,
                 self.run_button,
                 self.export_button,
@@ -287,6 +293,7 @@ class ScanWidget(QWidget):
             "digit_height": self.digit_height.value or None,
             "split_touching": self.split.value,
             "marks": self.marks.value,
+            "amounts": self.amounts.value,
             "number_gap": self.number_gap.value,
         }
 

@@ -38,21 +38,23 @@ IMAGE_SUFFIXES = {
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How pages are read (the options of :func:`napari_digits.scan.find_digits`)."""
+    """How pages are read (the options of :func:`napari_digits.results.read_page`)."""
 
     ink: str = "auto"
     method: str = "otsu"
     digit_height: float | None = None
     review: float = results.REVIEW_THRESHOLD
     marks: bool = False
+    amounts: bool = False
 
     def scan_options(self) -> dict[str, object]:
-        """Return the keyword arguments of ``find_digits``."""
+        """Return the keyword arguments of ``read_page``."""
         return {
             "ink": self.ink,
             "method": self.method,
             "digit_height": self.digit_height,
             "marks": self.marks,
+            "amounts": self.amounts,
         }
 
 

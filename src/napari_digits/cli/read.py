@@ -87,6 +87,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(prediction -1; never part of a number's digits)",
     )
     parser.add_argument(
+        "--amounts",
+        action="store_true",
+        help="the lines are amounts (cheques, invoices): weigh each line's first "
+        "digit by the first-digit law, so an unsure 4-or-1 reads as 1",
+    )
+    parser.add_argument(
         "--review",
         type=float,
         default=results.REVIEW_THRESHOLD,
@@ -183,7 +189,12 @@ def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
 
 def _options(args: argparse.Namespace) -> ReadOptions:
     return ReadOptions(
-        args.ink, args.threshold, args.digit_height, args.review, args.marks
+        args.ink,
+        args.threshold,
+        args.digit_height,
+        args.review,
+        args.marks,
+        args.amounts,
     )
 
 
@@ -195,6 +206,8 @@ def _settings(args: argparse.Namespace, model: str) -> dict[str, object]:
         "threshold": args.threshold,
         "digit_height": args.digit_height,
         "marks": args.marks,
+        # only when set: a journal of an older version (no amounts) resumes
+        **({"amounts": True} if args.amounts else {}),
     }
 
 
