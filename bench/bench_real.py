@@ -6,7 +6,9 @@ Read digits widget do) and the model in ``BENCH_MODEL`` (default: the shipped
 model), TensorFlow in this process as in the command line:
 
 - ORAND-CAR-A ``val`` (``$REAL_DIR/orand-car-a``, 128 cheque amounts, 562
-  digits): predicted boxes are matched to the labelled boxes (IoU >= 0.3, see
+  digits), read as amounts (``--amounts``: each line's first digit weighed
+  by the first-digit law), and again without (the baseline): predicted
+  boxes are matched to the labelled boxes (IoU >= 0.3, see
   :func:`napari_digits.results.score`); *found* and *correct* are fractions of
   the labelled digits, *spurious* the fraction of the predicted digits that
   match no labelled digit (marks, specks, pieces), *amounts exact* the
@@ -42,6 +44,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +111,15 @@ def digits_read(rows) -> str:
 
 
 def orand(predict: Callable, split: str = "val", read=None) -> dict:
-    """Read every image of an ORAND split and score it (see the module doc)."""
+    """Read every image of an ORAND split and score it (see the module doc).
+
+    ``read(image, predict)`` gives the rows; by default as ``napari-digits
+    read --marks --amounts`` does (cheque amounts).
+    """
     from napari_digits.io import read_image
     from napari_digits.results import score
 
-    read = read or _read_page
+    read = read or partial(_read_page, amounts=True)
     root = real_dir() / "orand-car-a"
     if not (root / "labels.csv").is_file():
         return row(f"ORAND-CAR-A {split}", 0, note=f"missing: {root}")
@@ -143,11 +150,11 @@ def orand(predict: Callable, split: str = "val", read=None) -> dict:
     )
 
 
-def _read_page(image, predict):
+def _read_page(image, predict, *, amounts: bool = False):
     """Read as ``napari-digits read --marks`` does (marks are rows of -1)."""
     from napari_digits.results import read_page
 
-    return read_page(image, predict, marks=True)[1]
+    return read_page(image, predict, marks=True, amounts=amounts)[1]
 
 
 # --------------------------------------------------------------------------
@@ -465,7 +472,7 @@ def corrections_rows(predict, path: str) -> list[dict]:
             break
         truth = sorted(item["truth"], key=lambda t: t["min_col"])
         seen += len(truth)
-        scan, rows, _ = read_page(read_image(item["path"]), predict)
+        scan, rows, _ = read_page(read_image(item["path"]), predict, amounts=True)
         if not rows:
             continue
         fb = np.array([[getattr(r, k) for k in keys] for r in rows], float)
@@ -521,17 +528,17 @@ def corrections_rows(predict, path: str) -> list[dict]:
     return [val, mnist, pairs]
 
 
-def _digit_by_digit(image, predict):
+def _digit_by_digit(image, predict, *, amounts: bool = False):
     """Read as ``_read_page`` does, without the field reader."""
     from napari_digits.results import read_page
 
-    return read_page(image, predict, marks=True, fields=False)[1]
+    return read_page(image, predict, marks=True, fields=False, amounts=amounts)[1]
 
 
 def without_fields(predict, split: str) -> list[dict]:
     """The rows the field reader changes, read digit by digit: the baseline."""
     rows = [
-        orand(predict, split, _digit_by_digit),
+        orand(predict, split, partial(_digit_by_digit, amounts=True)),
         wide_row(predict, _digit_by_digit, alone=True),
         pairs_row(predict, _digit_by_digit),
         pairs_row(predict, _digit_by_digit, digit=1),
@@ -560,8 +567,11 @@ def run() -> list[dict]:
 
     predict(np.zeros((1, 28, 28), np.uint8))  # load the model once
     split = os.environ.get("BENCH_ORAND_SPLIT", "val")
+    plain = orand(predict, split, _read_page)
+    plain["set"] += ", not as amounts"
     out = [
         orand(predict, split),
+        plain,
         uci_row("Semeion (pages)", "semeion.npz", predict),
         uci_row("optdigits (pages)", "optdigits.npz", predict),
         printed_row(predict),
