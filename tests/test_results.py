@@ -21,7 +21,6 @@ from napari_digits.results import (
     read_page,
     reading_order,
     score,
-    to_features,
     top_two,
     write_csv,
 )
@@ -153,13 +152,6 @@ def test_the_first_digit_law_weighs_only_each_lines_first_digit():
     sure = np.zeros((1, 10))
     sure[0, 7] = 1.0  # a sure first digit stays
     assert first_digit_law(regions[:1], sure, digit_height=20)[0, 7] == 1.0
-
-
-def test_features_hold_every_column():
-    features = to_features(correct(table(), 1, NOT_A_DIGIT))
-    assert set(CSV_HEADER) <= set(features)
-    assert len(features["prediction"]) == 6 and features["review"][2:].all()
-    assert features["corrected"][1] == -1 and np.isnan(features["corrected"][0])
 
 
 def test_score_matches_boxes_by_overlap():

@@ -469,19 +469,6 @@ def numbers(rows: Iterable[DigitRow]) -> dict[int, str]:
     return out
 
 
-def to_features(rows: Sequence[DigitRow]) -> dict[str, np.ndarray]:
-    """Columns of the table as arrays, for a napari layer's ``features``."""
-    names = [f.name for f in fields(DigitRow)]
-    cols: dict[str, np.ndarray] = {}
-    for name in names:
-        values = [getattr(r, name) for r in rows]
-        if name == "corrected":  # NaN: not corrected (-1 is "not a digit")
-            values = [np.nan if v is None else v for v in values]
-        cols[name] = np.asarray(values)
-    cols["review"] = np.asarray([r.needs_review() for r in rows], bool)
-    return cols
-
-
 def row_values(row: DigitRow) -> list[object]:
     """Return the row's values in :data:`CSV_HEADER` order (no correction: None)."""
     return [getattr(row, key) for key in CSV_HEADER]
