@@ -597,9 +597,10 @@ class ScanWidget(QWidget):
             provenance={"files": chosen.files, "from": "Read digits widget"},
         )
         self.learn_button.enabled = self.run_button.enabled = False
+        fixed = sum(r.corrected is not None for r in self.rows)
         self.status.value = (
-            f"learning from {chosen.n_corrected} correction(s) and "
-            f"{len(chosen.lines)} line(s)..."
+            f"learning from {fixed} correction(s), {len(chosen.labels)} digit(s) "
+            f"and {len(chosen.lines)} line(s)..."
         )
         worker = create_worker(
             finetune_job,
