@@ -65,6 +65,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto")
     parser.add_argument("--threshold", choices=("otsu", "local"), default="otsu")
     parser.add_argument("--digit-height", type=float, help="pixels (default: auto)")
+    parser.add_argument(
+        "--amounts",
+        action="store_true",
+        help="the tables were read with --amounts (read their pages so again)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     models = engine_models()
     options = {"ink": args.ink, "method": args.threshold}
     options["digit_height"] = args.digit_height
+    options["amounts"] = args.amounts
     try:
         models.predict(model, np.zeros((1, 28, 28), np.uint8))
         learning = corrections.LearningSet()
