@@ -131,6 +131,22 @@ def test_a_piece_corrected_to_several_digits(tmp_path):
         back = read_csv(path)
         assert [r.corrected for r in back] == [r.corrected for r in rows]
         assert numbers(back) == numbers(rows)
+    # a Parquet table of an older version (corrected as int32) still reads
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = pq.read_table(tmp_path / "out.parquet")
+    column = pa.array([-1, None, None, None, 7, None], pa.int32())
+    old = old.set_column(CSV_HEADER.index("corrected"), "corrected", column)
+    pq.write_table(old, tmp_path / "old.parquet")
+    assert [r.corrected for r in read_csv(tmp_path / "old.parquet")] == [
+        -1,
+        None,
+        None,
+        None,
+        7,
+        None,
+    ]
     again = [replace(r, min_col=r.min_col + 1, max_col=r.max_col + 1) for r in table()]
     carried, count = carry_corrections(rows, again)
     assert count == 2 and numbers(carried)[1] == "0125"
