@@ -159,7 +159,7 @@ def test_the_first_digit_law_weighs_only_each_lines_first_digit():
     p = np.full((len(regions), 10), 0.3 / 8, np.float32)
     p[:, 9], p[:, 1] = 0.4, 0.3  # an unsure 9-or-1 everywhere...
     p[1, :], p[1, 7] = 0.0, 1.0  # ...but one sure 7 (label 5, in line 2)
-    out = first_digit_law(regions, p, digit_height=20)
+    out = first_digit_law(regions, p, reading_order(regions, digit_height=20))
     assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1)
     firsts = [k for k, r in enumerate(regions) if r.label in (1, 4)]
     assert [int(out[k].argmax()) for k in firsts] == [1, 1]
@@ -167,7 +167,8 @@ def test_the_first_digit_law_weighs_only_each_lines_first_digit():
     np.testing.assert_array_equal(out[rest], p[rest])  # the mark too
     sure = np.zeros((1, 10))
     sure[0, 7] = 1.0  # a sure first digit stays
-    assert first_digit_law(regions[:1], sure, digit_height=20)[0, 7] == 1.0
+    orders = reading_order(regions[:1], digit_height=20)
+    assert first_digit_law(regions[:1], sure, orders)[0, 7] == 1.0
 
 
 def test_score_matches_boxes_by_overlap():

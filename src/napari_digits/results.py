@@ -174,7 +174,7 @@ FIRST_DIGITS = np.log10(1 + 1 / np.array([9, 1, 2, 3, 4, 5, 6, 7, 8, 9]))
 
 
 def first_digit_law(
-    regions: Sequence[DigitRegion], probabilities: np.ndarray, *, digit_height: float
+    regions: Sequence[DigitRegion], probabilities: np.ndarray, orders: Sequence[Order]
 ) -> np.ndarray:
     """Weigh the first digit of each line by :data:`FIRST_DIGITS` (amounts).
 
@@ -184,8 +184,8 @@ def first_digit_law(
         The digits and marks of a page (marks are left as they are).
     probabilities : ndarray
         ``(N, 10)``, one row per region.
-    digit_height : float
-        Typical digit height in pixels (the lines of :func:`reading_order`).
+    orders : sequence of Order
+        The regions' places in reading order (:func:`reading_order`).
 
     Returns
     -------
@@ -199,11 +199,11 @@ def first_digit_law(
     >>> regions = [DigitRegion(1, (0, 0, 10, 6), (5, 3), 1),
     ...            DigitRegion(2, (0, 8, 10, 14), (5, 11), 1)]
     >>> p = np.zeros((2, 10)); p[:, 4], p[:, 1] = 0.7, 0.3  # a 4, or a 1?
-    >>> first_digit_law(regions, p, digit_height=10).argmax(axis=1)
+    >>> orders = reading_order(regions, digit_height=10)
+    >>> first_digit_law(regions, p, orders).argmax(axis=1)
     array([1, 4])
     """
     out = np.array(probabilities, dtype=np.float64, copy=True)
-    orders = reading_order(regions, digit_height=digit_height)
     first: dict[int, int] = {}
     for k, (region, order) in enumerate(zip(regions, orders, strict=True)):
         if region.mark:
@@ -244,6 +244,7 @@ def build_table(
     file: str = "",
     page: int = 1,
     number_gap: float = 0.6,
+    orders: Sequence[Order] | None = None,
 ) -> list[DigitRow]:
     """Make the per-digit table of a page, in reading order.
 
@@ -259,6 +260,9 @@ def build_table(
         The page of ``file`` (from 1), repeated in every row.
     number_gap : float
         See :func:`reading_order`.
+    orders : sequence of Order, optional
+        The regions' reading order, when it was computed already (else
+        computed here with ``number_gap``).
 
     Returns
     -------
@@ -270,9 +274,10 @@ def build_table(
         raise ValueError(
             f"{len(probabilities)} probability rows for {len(scan.regions)} digits"
         )
-    orders = reading_order(
-        scan.regions, digit_height=scan.digit_height, number_gap=number_gap
-    )
+    if orders is None:
+        orders = reading_order(
+            scan.regions, digit_height=scan.digit_height, number_gap=number_gap
+        )
     pred, prob, runner, runner_p = top_two(probabilities) if len(scan) else [[]] * 4
     rows = [
         _row(file, r, o, int(pred[k]), prob[k], int(runner[k]), runner_p[k])
@@ -357,9 +362,12 @@ def read_page(
     probs = scan.probabilities
     if probs is None:
         probs = predict(scan.crops) if len(scan) else np.zeros((0, 10), np.float32)
+    orders = reading_order(
+        scan.regions, digit_height=scan.digit_height, number_gap=number_gap
+    )
     if amounts and len(scan):
-        probs = first_digit_law(scan.regions, probs, digit_height=scan.digit_height)
-    rows = build_table(scan, probs, file=file, page=page, number_gap=number_gap)
+        probs = first_digit_law(scan.regions, probs, orders)
+    rows = build_table(scan, probs, file=file, page=page, orders=orders)
     return scan, rows, probs
 
 
