@@ -177,6 +177,7 @@ def finetune_reader(
     *,
     time_budget: float,
     seed: int = 0,
+    batches: int | None = None,
 ) -> dict:
     """Fine-tune a field reader on the user's lines and save it atomically.
 
@@ -186,7 +187,7 @@ def finetune_reader(
     statistics stay the base reader's; Adam, the learning rate decaying
     from ``FINETUNE_RATE`` to 0 over ``FINETUNE_STEPS`` batches or
     ``time_budget`` seconds (making the synthetic lines included), whichever
-    ends first.
+    ends first; or over exactly ``batches`` batches where it is set.
 
     Parameters
     ----------
@@ -203,6 +204,8 @@ def finetune_reader(
         Seconds.
     seed : int
         Seed of the batches and of the synthetic lines.
+    batches : int, optional
+        Train exactly this many batches, whatever the time.
 
     Returns
     -------
@@ -233,7 +236,11 @@ def finetune_reader(
     )
     steps, loss = 0, float("nan")
     while True:
-        done = max(steps / FINETUNE_STEPS, (time.perf_counter() - start) / time_budget)
+        if batches is not None:
+            done = steps / batches
+        else:
+            seconds = time.perf_counter() - start
+            done = max(steps / FINETUNE_STEPS, seconds / time_budget)
         if done >= 1.0:
             break
         u = rng.integers(len(lines), size=FINETUNE_USER)

@@ -12,7 +12,8 @@ to look like real scans as the shipped model's training did
 all shifted by up to 2 pixels, so that what the model knew is not forgotten;
 the batch-norm statistics stay MNIST's; plain SGD with momentum moves the
 weights gently.
-The run ends after ``time_budget`` seconds (or ``MAX_STEPS`` batches), the
+The run ends after ``time_budget`` seconds (or ``MAX_STEPS`` batches; or
+exactly ``batches`` batches where the config sets them), the
 learning rate decaying to zero on the way (cosine); then the MNIST test
 accuracy is measured. Where the user's short lines come too, the classifier
 gets ``CLASSIFIER_SHARE`` of the budget and the field reader the rest
@@ -80,6 +81,11 @@ def _check(config: FinetuneConfig) -> None:
         raise ValueError("replay is the fraction of MNIST in a batch, 0 <= r < 1")
     if not config.time_budget > 0:
         raise ValueError("the time budget must be a positive number of seconds")
+    batches = config.batches
+    if batches is not None and (
+        isinstance(batches, bool) or not isinstance(batches, int) or batches < 1
+    ):
+        raise ValueError("batches is a whole number of batches, at least 1")
     if _has_lines(config):
         lines, digits = np.asarray(config.lines), np.asarray(config.line_digits)
         shape = (FIELD_HEIGHT, FIELD_WIDTH)
@@ -130,13 +136,16 @@ def _reader(
         mnist,
         time_budget=max(left, MIN_READER_SECONDS),
         seed=config.seed,
+        batches=config.batches,
     )
     log(f"fine-tuned the field reader for {record['steps']} batches")
     return record
 
 
-def _done(steps: int, start: float, budget: float) -> float:
-    """Fraction of the run done: of the steps or of the time, the larger."""
+def _done(steps: int, start: float, budget: float, batches: int | None) -> float:
+    """Fraction of the run done: of the steps or the time, or of ``batches``."""
+    if batches is not None:
+        return steps / batches
     return max(steps / MAX_STEPS, (time.perf_counter() - start) / budget)
 
 
@@ -191,7 +200,7 @@ def finetune(
     # with lines, the field reader gets the rest of the budget
     budget = config.time_budget * (CLASSIFIER_SHARE if _has_lines(config) else 1.0)
     steps, train_start = 0, time.perf_counter()
-    while (done := _done(steps, train_start, budget)) < 1.0:
+    while (done := _done(steps, train_start, budget, config.batches)) < 1.0:
         optimizer.learning_rate = (
             config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
         )
@@ -221,6 +230,7 @@ def finetune(
             "replay": config.replay,
             "seed": config.seed,
             "time_budget_s": config.time_budget,
+            "batches": config.batches,
             "wall_time_s": round(wall, 1),
             "mnist_test_accuracy": accuracy,
             "field_reader": reader,

@@ -269,6 +269,9 @@ class FinetuneConfig:
     (:meth:`napari_digits.corrections.LearningSet.line_arrays`): where there
     are some, the field reader is fine-tuned too. ``provenance`` is recorded
     as is in the new model's sidecar (which files, how many corrections).
+    ``batches``, where set, makes the run the same on any machine: the
+    classifier and the field reader each train exactly that many batches and
+    ``time_budget`` is ignored.
     """
 
     base: str
@@ -287,6 +290,7 @@ class FinetuneConfig:
     provenance: dict = field(default_factory=dict)
     lines: np.ndarray | None = None
     line_digits: np.ndarray | None = None
+    batches: int | None = None  # a fixed number of batches instead of the time
 
 
 @dataclass(frozen=True)
