@@ -327,6 +327,7 @@ print("survived")
 """
 
 
+@pytest.mark.slow  # a viewer in a subprocess, five times
 def test_deleting_the_source_of_a_live_preview_never_crashes(tmp_path):
     """Five times the workflow that crashed the viewer (run in a subprocess)."""
     done = subprocess.run(

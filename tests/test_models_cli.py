@@ -47,6 +47,7 @@ def test_shipped_model_scores_at_least_99_3_percent(mnist_dir):
     assert lines[-12].startswith("true\\pred")  # the confusion matrix
 
 
+@pytest.mark.slow  # three TensorFlow processes
 def test_train_resume_and_evaluate_a_quick_model(mnist_dir, tmp_path):
     out = tmp_path / "quick.keras"
     quick = ["--train-limit", "1024", "--test-limit", "200", "--batch-size", "64"]

@@ -224,6 +224,7 @@ model.save(sys.argv[2])
 """
 
 
+@pytest.mark.slow  # three TensorFlow processes
 def test_a_model_with_nan_weights_is_never_used(tiny_model, tmp_path):
     bad = tmp_path / "diverged.keras"
     done = run_script(NAN_MODEL, tiny_model, bad)
@@ -419,6 +420,7 @@ def test_resume_takes_architecture_and_recipe_from_the_checkpoint(tmp_path):
     assert temporaries(tmp_path) == []
 
 
+@pytest.mark.slow  # two TensorFlow processes
 def test_init_starts_from_the_model_and_records_it(model, tmp_path):
     base = float(cli("evaluate", model, "--limit", 100).stdout.split()[-1])
     out = tmp_path / "tuned.keras"
