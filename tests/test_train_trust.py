@@ -238,6 +238,55 @@ def test_a_model_with_nan_weights_is_never_used(tiny_model, tmp_path):
     assert "Traceback" not in done.stderr and not (tmp_path / "r.csv").exists()
 
 
+#: each command that loads a model, with a wrong file as that model
+MODEL_COMMANDS = {
+    "evaluate": ["evaluate", "{bad}"],
+    "filters": ["filters", "{bad}"],
+    "read": [
+        "read",
+        str(REPO / "sample_data/scanned_page.jpg"),
+        "--model",
+        "{bad}",
+        "--out",
+        "{csv}",
+    ],
+    "finetune": ["finetune", "{table}", "--model", "{bad}", "--out", "{out}"],
+    "train": ["train", "--init", "{bad}", "--out", "{out}"],
+}
+#: runs the command line in one process; says whether TensorFlow came in
+IN_PROCESS = """
+import sys
+from napari_digits.cli import main
+status = main(sys.argv[1:])
+print("TENSORFLOW", "tensorflow" in sys.modules, status)
+"""
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+@pytest.mark.parametrize("bad", ["notes.txt", "missing.keras"])
+def test_a_wrong_model_file_is_refused_before_tensorflow_loads(tmp_path, command, bad):
+    """A wrong model file is one error line at once, not after TensorFlow's
+    seconds to load; the output is never written."""
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "table.csv").write_text("file\n")
+    fill = {"bad": tmp_path / bad, "table": tmp_path / "table.csv"}
+    fill |= {"out": tmp_path / "out.keras", "csv": tmp_path / "out.csv"}
+    args = [a.format(**fill) for a in MODEL_COMMANDS[command]]
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.split()[-3:] == ["TENSORFLOW", "False", "1"], done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "error:" in line and str(tmp_path / bad) in line
+    assert (
+        "does not exist" if bad == "missing.keras" else "keras model"
+    ) in line.lower()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "table.csv"]
+
+
 @pytest.mark.parametrize("name", ["notes.txt", "notes.keras", "zip.keras"])
 def test_a_file_that_is_no_model_is_not_a_keras_model(tmp_path, name):
     path = tmp_path / name

@@ -7,6 +7,7 @@ follow a model change made elsewhere (a training that ended, a model loaded).
 from __future__ import annotations
 
 import os
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +40,35 @@ def reader_path(model_path: str | os.PathLike) -> Path:
     if own.is_file():
         return own
     return shipped_model_path().with_name("fields.keras")
+
+
+def model_file_problem(model_path: str | os.PathLike) -> str | None:
+    """Say why a file cannot be a Keras model, by a look at the file alone.
+
+    What needs no TensorFlow: the file exists, ends in ``.keras`` and is a zip
+    archive. The commands ask before TensorFlow loads (seconds), so that a
+    wrong file is one error line at once; the engine asks again and reads it.
+
+    Parameters
+    ----------
+    model_path : str or path-like
+        The file.
+
+    Returns
+    -------
+    str or None
+        The problem, one sentence for the user; None when the file may be a
+        model (only loading it tells).
+    """
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        return f"model file {path} does not exist."
+    if not path.is_file() or path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        return (
+            f"{path} is not a Keras model (a .keras file saved by Keras or by "
+            "napari-digits train): choose another file or train a new model."
+        )
+    return None
 
 
 class CurrentModel:

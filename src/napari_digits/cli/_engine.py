@@ -11,19 +11,36 @@ import os
 import sys
 from types import ModuleType
 
+from napari_digits.current_model import model_file_problem
 from napari_digits.engine.quiet import quiet_fd2 as _quiet_fd2
 
 __all__ = ["_quiet_fd2", "engine_models", "error"]
 
 
-def engine_models() -> ModuleType:
+def engine_models(*model_paths: str | os.PathLike) -> ModuleType:
     """Return :mod:`napari_digits.engine.models`, imported quietly.
+
+    Parameters
+    ----------
+    *model_paths : str or path-like
+        Models the command will load: each is looked at first
+        (:func:`napari_digits.current_model.model_file_problem`), so that a
+        wrong file is an error at once, before TensorFlow's seconds to load.
 
     Returns
     -------
     module
         The engine's models module (TensorFlow is now imported).
+
+    Raises
+    ------
+    ValueError
+        For a model file that is missing or no Keras model.
     """
+    for path in model_paths:
+        problem = model_file_problem(path)
+        if problem:
+            raise ValueError(problem)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from napari_digits.engine import models
 

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         return error("evaluate", f"--limit must be at least 1, not {args.limit}")
     try:
-        models = engine_models()
+        models = engine_models(path)
         result = models.evaluate(path, args.mnist, args.limit, download=args.download)
     except Exception as exc:  # ModelFileError, MnistError, OSError...
         return error("evaluate", exc)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from napari_digits import io
 from napari_digits import learned_filters as lf
+from napari_digits.cli._engine import engine_models
 from napari_digits.current_model import shipped_model_path
 
 
@@ -97,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--zoom must be 1 or more, not {args.zoom}")
         if args.out:
             io.check_output(args.out, inputs=[path], what="--out")
-        from napari_digits.engine import models
-
+        models = engine_models(path)
         conv = models.first_layer(path)
         tiles = lf.tile_filters(conv.kernel, zoom=args.zoom)
         if args.out:

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_digits import corrections, results
 from napari_digits.cli._engine import engine_models
-from napari_digits.current_model import shipped_model_path
+from napari_digits.current_model import model_file_problem, shipped_model_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -105,7 +105,7 @@ def _check(args: argparse.Namespace) -> str | None:
     for table in map(Path, args.tables):
         if not table.is_file():
             return f"no table {table}"
-    return None
+    return model_file_problem(args.model or shipped_model_path())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from napari_digits.archive.pages import (
     plan_jobs,
     read_jobs,
 )
-from napari_digits.current_model import shipped_model_path
+from napari_digits.current_model import model_file_problem, shipped_model_path
 from napari_digits.io import OutputError, check_output
 
 
@@ -166,8 +166,9 @@ def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
         raise UsageError(f"--digit-height is 4..4096 pixels, not {args.digit_height}")
     model = str(Path(args.model).expanduser().resolve()) if args.model else None
     model = model or str(shipped_model_path())
-    if not Path(model).is_file():
-        raise UsageError(f"model file {model} does not exist.")
+    problem = model_file_problem(model)
+    if problem:
+        raise UsageError(problem)
     pages = find_pages(args.pages)
     if not pages:
         raise UsageError("no images found in " + ", ".join(args.pages))

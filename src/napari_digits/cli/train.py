@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from napari_digits.cli._engine import engine_models, error
+from napari_digits.current_model import model_file_problem
 from napari_digits.engine.protocol import ConfigError, TrainConfig, TrainingProgress
 from napari_digits.io import OutputError, check_output
 
@@ -130,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
         check_output(
             config.out, inputs=[config.init] if config.init else [], what="--out"
         )
+        problem = config.init and model_file_problem(config.init)
     except (ConfigError, OutputError) as exc:
         return error("train", exc)  # before TensorFlow loads
+    if problem:
+        return error("train", f"cannot start from {config.init}: {problem}")
     bar = _Bar()
     try:
         models = engine_models()

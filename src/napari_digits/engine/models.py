@@ -9,13 +9,12 @@ models in a small cache keyed by the file's path and modification time.
 from __future__ import annotations
 
 import os
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from napari_digits.current_model import reader_path
+from napari_digits.current_model import model_file_problem, reader_path
 from napari_digits.data import MnistError, load_mnist
 from napari_digits.engine._tf import keras, tf
 from napari_digits.engine.checkpoints import ModelFileError, nonfinite_weights
@@ -69,14 +68,10 @@ def load_model(model_path: str | os.PathLike) -> keras.Model:
         a damaged one), or has NaN or infinite weights (a diverged training):
         such a model is never used.
     """
+    problem = model_file_problem(model_path)
+    if problem:
+        raise ModelFileError(problem)
     path = Path(model_path).expanduser()
-    if not path.exists():
-        raise ModelFileError(f"model file {path} does not exist.")
-    if not path.is_file() or path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise ModelFileError(
-            f"{path} is not a Keras model (a .keras file saved by Keras or by "
-            "napari-digits train): choose another file or train a new model."
-        )
     stat = path.stat()
     return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
