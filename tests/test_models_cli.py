@@ -224,7 +224,7 @@ def test_train_fields_writes_a_reader_that_its_classifier_uses(
         (("--out", "x.keras", "--lines", "0"), "--lines is 1 to"),
         (("--out", "x.keras", "--steps", "0"), "--steps must be"),
         (("--out", "x.keras", "--rate", "0"), "--rate is a learning rate"),
-        (("--out", "x.keras", "--from", "none.keras"), "no field reader none.keras"),
+        (("--out", "x.keras", "--from", "none.keras"), "none.keras does not exist"),
         (("--out", "SHIPPED", "--from", "SHIPPED"), "is an input"),
     ],
 )

@@ -252,6 +252,7 @@ MODEL_COMMANDS = {
     ],
     "finetune": ["finetune", "{table}", "--model", "{bad}", "--out", "{out}"],
     "train": ["train", "--init", "{bad}", "--out", "{out}"],
+    "train-fields": ["train-fields", "--from", "{bad}", "--out", "{out}"],
 }
 #: runs the command line in one process; says whether TensorFlow came in
 IN_PROCESS = """

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from napari_digits.cli._engine import error
+from napari_digits.current_model import model_file_problem
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,8 +76,10 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--steps must be at least 1"
     if not 0 < args.rate <= 0.1:
         return "--rate is a learning rate in (0, 0.1]"
-    if args.start_from is not None and not args.start_from.is_file():
-        return f"no field reader {args.start_from}"
+    if args.start_from is not None:
+        problem = model_file_problem(args.start_from)
+        if problem:
+            return f"--from: {problem}"
     try:
         inputs = [args.start_from] if args.start_from else []
         check_output(args.out, inputs=inputs, what="model")
