@@ -125,6 +125,7 @@ def test_finetune_refuses_bad_arguments_in_one_line(tmp_path):
             (str(table), "--out", str(tmp_path / "m.keras"), "--time-budget", "0"),
             "budget",
         ),
+        ((str(table), "--out", str(tmp_path / "m.keras"), "--batches", "0"), "batches"),
     ]:
         done = napari_digits("finetune", *args)
         assert done.returncode == 1
@@ -155,8 +156,8 @@ def test_finetune_learns_the_corrections_of_a_read_table(tmp_path):
         str(corrected),
         "--out",
         str(out),
-        "--time-budget",
-        "10",
+        "--batches",
+        "200",  # the same run on a slow machine
         "--amounts",
     )
     assert done.returncode == 0, done.stderr
@@ -165,6 +166,7 @@ def test_finetune_learns_the_corrections_of_a_read_table(tmp_path):
     # the "05" piece is no digit to learn alone (the page's lines are too long
     # for the field reader)
     assert record["corrected"] == 3 and record["digits"] > 200
+    assert record["steps"] == record["batches"] == 200
     assert record["provenance"]["files"] == [str(SAMPLE)]
     assert record["mnist_test_accuracy"] > 0.98
     # the new model is a model the reader can use

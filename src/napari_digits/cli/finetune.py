@@ -60,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=45.0,
         help="seconds of training (default: 45; loading and checks come on top)",
     )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        help="train exactly this many batches instead (the classifier, then the "
+        "field reader): the same run on any machine, however fast",
+    )
     parser.add_argument("--mnist", help="MNIST directory or mnist.npz (the replay)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto")
@@ -98,6 +104,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--confident is a probability in (0, 1]"
     if not args.time_budget > 0:
         return "--time-budget must be a positive number of seconds"
+    if args.batches is not None and args.batches < 1:
+        return f"--batches must be at least 1, not {args.batches}"
     try:
         check_output(args.out, inputs=[*args.tables, args.model or ""], what="model")
     except OutputError as exc:
@@ -145,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             mnist=args.mnist,
             seed=args.seed,
             time_budget=args.time_budget,
+            batches=args.batches,
             provenance={"tables": list(args.tables), "files": learning.files},
         )
         result = models.finetune(
