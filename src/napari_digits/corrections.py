@@ -147,8 +147,6 @@ def select(
         out.images.append(scan.crops[k])
         out.labels.append(int(row.digits))
         out.corrected.append(row.corrected is not None)
-        if row.file not in out.files:
-            out.files.append(row.file)
     by_label = {row.label: row for row in rows}
     for labels, image in scan.lines:
         line = [by_label.get(label) for label in labels]
@@ -163,8 +161,8 @@ def select(
             out.lines.append(image)
             out.line_digits.append([int(c) for c in text])
             out.lines_corrected += looked
-            if line[0].file not in out.files:
-                out.files.append(line[0].file)
+    if out.images or out.lines:  # the page's file, learnt from
+        out.files.append(rows[0].file)
     return out
 
 
