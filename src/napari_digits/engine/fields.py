@@ -168,6 +168,20 @@ FINETUNE_RATE = 3e-4
 REPLAY_LINES = 1000
 
 
+def fraction_done(
+    steps: int, most: int, start: float, budget: float, batches: int | None = None
+) -> float:
+    """Return how much of a fine-tuning run is done (1 or more: stop).
+
+    Of ``most`` steps or of ``budget`` seconds since ``start``
+    (``time.perf_counter``), the larger; of ``batches`` alone where it is set
+    (a run the same on any machine).
+    """
+    if batches is not None:
+        return steps / batches
+    return max(steps / most, (time.perf_counter() - start) / budget)
+
+
 def finetune_reader(
     base: str | os.PathLike,
     lines: np.ndarray,
@@ -236,11 +250,7 @@ def finetune_reader(
     )
     steps, loss = 0, float("nan")
     while True:
-        if batches is not None:
-            done = steps / batches
-        else:
-            seconds = time.perf_counter() - start
-            done = max(steps / FINETUNE_STEPS, seconds / time_budget)
+        done = fraction_done(steps, FINETUNE_STEPS, start, time_budget, batches)
         if done >= 1.0:
             break
         u = rng.integers(len(lines), size=FINETUNE_USER)

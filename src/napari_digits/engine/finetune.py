@@ -47,7 +47,7 @@ from napari_digits.engine.checkpoints import (
     save_model,
     write_state,
 )
-from napari_digits.engine.fields import finetune_reader
+from napari_digits.engine.fields import finetune_reader, fraction_done
 from napari_digits.engine.protocol import FinetuneConfig, FinetuneResult
 from napari_digits.engine.training import shift_images, test_accuracy, to_float
 from napari_digits.io import atomic_path
@@ -142,13 +142,6 @@ def _reader(
     return record
 
 
-def _done(steps: int, start: float, budget: float, batches: int | None) -> float:
-    """Fraction of the run done: of the steps or the time, or of ``batches``."""
-    if batches is not None:
-        return steps / batches
-    return max(steps / MAX_STEPS, (time.perf_counter() - start) / budget)
-
-
 def finetune(
     config: FinetuneConfig, *, log: Callable[[str], None] = lambda _m: None
 ) -> FinetuneResult:
@@ -200,7 +193,9 @@ def finetune(
     # with lines, the field reader gets the rest of the budget
     budget = config.time_budget * (CLASSIFIER_SHARE if _has_lines(config) else 1.0)
     steps, train_start = 0, time.perf_counter()
-    while (done := _done(steps, train_start, budget, config.batches)) < 1.0:
+    while (
+        done := fraction_done(steps, MAX_STEPS, train_start, budget, config.batches)
+    ) < 1.0:
         optimizer.learning_rate = (
             config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
         )
