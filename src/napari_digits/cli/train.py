@@ -131,10 +131,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(
             config.out, inputs=[config.init] if config.init else [], what="--out"
         )
-        problem = config.init and model_file_problem(config.init)
     except (ConfigError, OutputError) as exc:
         return error("train", exc)  # before TensorFlow loads
-    if problem:
+    if config.init and (problem := model_file_problem(config.init)):
         return error("train", f"cannot start from {config.init}: {problem}")
     bar = _Bar()
     try:
