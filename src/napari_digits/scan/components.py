@@ -87,7 +87,7 @@ def merge_fragments(boxes: np.ndarray, height: float) -> np.ndarray:
             if gj != gi and _mergeable(union[gi], union[gj], height):
                 lo, hi = min(gi, gj), max(gi, gj)
                 group[hi] = lo
-                union[lo] = _union(union[gi], union[gj])
+                union[lo] = enclosing([union[gi], union[gj]])
                 gi = lo
     return np.array([_root(group, i) for i in range(n)])
 
@@ -99,9 +99,14 @@ def _root(group: np.ndarray, i: int) -> int:
     return int(i)
 
 
-def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array(
-        [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+def enclosing(boxes) -> tuple[int, int, int, int]:
+    """Return the smallest box ``(r0, c0, r1, c1)`` holding all ``boxes``."""
+    b = np.asarray(boxes)
+    return (
+        int(b[:, 0].min()),
+        int(b[:, 1].min()),
+        int(b[:, 2].max()),
+        int(b[:, 3].max()),
     )
 
 
@@ -110,7 +115,7 @@ def _overlap(a: np.ndarray, b: np.ndarray, axis: int) -> int:
 
 
 def _mergeable(a: np.ndarray, b: np.ndarray, height: float) -> bool:
-    u = _union(a, b)
+    u = enclosing([a, b])
     if u[2] - u[0] > 1.3 * height or u[3] - u[1] > 1.2 * height:
         return False
     narrow = min(a[3] - a[1], b[3] - b[1])

@@ -32,6 +32,7 @@ import itertools
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_digits.scan.components import enclosing
 from napari_digits.scan.crops import _region
 from napari_digits.scan.regions import Classify, DigitRegion, chain_lines
 
@@ -274,20 +275,10 @@ def _units(regions: list[DigitRegion], height: float) -> list[tuple[list[int], t
     fit = (FIELD_WIDTH - 2 * FIELD_MARGIN) / (FIELD_HEIGHT - 2 * FIELD_MARGIN)
     units = []
     for line in chain_lines(regions, 0.6 * height):
-        r0, c0, r1, c1 = box = _union([regions[k].bbox for k in line])
+        r0, c0, r1, c1 = box = enclosing([regions[k].bbox for k in line])
         if c1 - c0 <= fit * (r1 - r0) and any(not regions[k].mark for k in line):
             units.append((line, box))
     return units
-
-
-def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
-    b = np.asarray(boxes)
-    return (
-        int(b[:, 0].min()),
-        int(b[:, 1].min()),
-        int(b[:, 2].max()),
-        int(b[:, 3].max()),
-    )
 
 
 def _at(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -490,7 +481,7 @@ def join_flags(
         rows = min(a.bbox[2], b.bbox[2]) - max(a.bbox[0], b.bbox[0])
         if not touch or rows <= 0 or a.height > FLAG * b.height:
             continue
-        box = _union([a.bbox, b.bbox])
+        box = enclosing([a.bbox, b.bbox])
         own = np.isin(_at(labels, box), [a.label, b.label])
         region, crop = _region(a.label, own, box, strength, True, margin)
         _at(labels, box)[own] = a.label
