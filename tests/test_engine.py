@@ -6,10 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
+import numpy as np
 import pytest
 
+from napari_digits.current_model import shipped_model_path
 from napari_digits.engine import protocol as p
 from napari_digits.engine.client import (
     Engine,
@@ -89,6 +92,26 @@ def test_shutdown_ends_the_process_and_the_next_request_restarts(fresh_engine):
     fresh_engine.shutdown()
     assert not fresh_engine.alive and fresh_engine.pid is None
     assert fresh_engine.call(p.Ping()) != first
+
+
+def test_the_engine_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
+    # the engine ends with os._exit or is killed: TensorFlow's own clean-up of
+    # the modules AutoGraph writes to the temporary folder never runs
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    engine = Engine("test")
+    images = np.zeros((2, 28, 28), np.float32)
+    model = str(shipped_model_path())
+    try:
+        for end in (engine.kill, engine.shutdown):
+            assert engine.call(p.Predict(model=model, images=images)).shape == (2, 10)
+            assert [f.parent for f in system_tmp.iterdir()] == [system_tmp]
+            end()
+            assert list(system_tmp.iterdir()) == []
+    finally:
+        engine.shutdown()
 
 
 def tiny(tmp_path, mnist_dir, **kwargs) -> p.TrainConfig:

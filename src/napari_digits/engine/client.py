@@ -20,8 +20,10 @@ import atexit
 import contextlib
 import itertools
 import multiprocessing as mp
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -86,6 +88,7 @@ class Engine:
         self._stop = self._ctx.Event()
         self._process: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._tmp: str | None = None  # the process's own temporary folder
         self._ids = itertools.count(1)
         self._abandoned: int | None = None
 
@@ -244,25 +247,33 @@ class Engine:
 
                 self._stop.clear()  # a stop meant for a dead engine's training
                 ours, theirs = self._ctx.Pipe(duplex=True)
+                tmp = tempfile.mkdtemp(prefix=f"napari-digits-{self.role}-")
                 process = self._ctx.Process(
                     target=server.main,
-                    args=(theirs, self._stop),
+                    args=(theirs, self._stop, tmp),
                     name=f"napari-digits-engine-{self.role}",
                     daemon=True,
                 )
                 with main_module_hidden():
                     process.start()
                 theirs.close()
-                self._process, self._conn = process, ours
+                self._process, self._conn, self._tmp = process, ours, tmp
             return self._conn
 
     def _forget(self) -> None:
-        """Drop the handles on a finished process."""
+        """Drop the handles on a finished process, and its temporary folder.
+
+        The engine ends with ``os._exit`` (or is killed), so TensorFlow never
+        removes the files it wrote there (AutoGraph's generated modules): the
+        whole folder goes once the process has ended.
+        """
         if self._conn is not None:
             self._conn.close()
         if self._process is not None and not self._process.is_alive():
             self._process.join(0)
-        self._process, self._conn = None, None
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+        self._process, self._conn, self._tmp = None, None, None
         self._abandoned = None
 
     def _receive(self, conn, request_id: int, request, timeout: float) -> object:

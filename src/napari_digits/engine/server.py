@@ -18,6 +18,7 @@ first request that needs it, so that a ``Ping`` answers at once.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,7 +32,7 @@ ENGINE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 ENGINE_NICENESS = 10
 
 
-def main(conn: Connection, stop: Any) -> None:
+def main(conn: Connection, stop: Any, tmp: str | None = None) -> None:
     """Serve requests from ``conn`` until Shutdown or until the pipe closes.
 
     Parameters
@@ -40,9 +41,15 @@ def main(conn: Connection, stop: Any) -> None:
         The engine's end of a duplex pipe to the viewer process.
     stop : multiprocessing.synchronize.Event
         Set by the client to ask a running training to stop at the next batch.
+    tmp : str, optional
+        A folder of this process's own for temporary files (``TMPDIR``): the
+        client removes it when the process has ended, since ``os._exit`` skips
+        the clean-up that TensorFlow registers with :mod:`atexit`.
     """
     for key, value in ENGINE_ENV.items():
         os.environ.setdefault(key, value)
+    if tmp is not None:
+        os.environ["TMPDIR"] = tempfile.tempdir = tmp
     if hasattr(os, "nice"):
         os.nice(ENGINE_NICENESS)
     while True:
