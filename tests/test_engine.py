@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -112,6 +113,32 @@ def test_the_engine_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
             assert list(system_tmp.iterdir()) == []
     finally:
         engine.shutdown()
+
+
+VIEWER_KILLED = """
+import os, signal
+import numpy as np
+from napari_digits.current_model import shipped_model_path
+from napari_digits.engine.client import get_engine
+from napari_digits.engine.protocol import Predict
+images = np.zeros((2, 28, 28), np.float32)
+get_engine().call(Predict(model=str(shipped_model_path()), images=images))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(tmp_path):
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    env = os.environ | {"TMPDIR": str(system_tmp)}
+    viewer = subprocess.run(
+        [sys.executable, "-c", VIEWER_KILLED], env=env, timeout=120, check=False
+    )
+    assert viewer.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 30  # the engine sees its pipe close
+    while list(system_tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(system_tmp.iterdir()) == []
 
 
 def tiny(tmp_path, mnist_dir, **kwargs) -> p.TrainConfig:

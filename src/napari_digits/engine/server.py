@@ -18,6 +18,7 @@ first request that needs it, so that a ``Ping`` answers at once.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -30,6 +31,8 @@ ENGINE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 #: how much the engine lowers its CPU priority, so that the viewer (and the
 #: X server) win the cores whenever they need them while a training runs
 ENGINE_NICENESS = 10
+#: the temporary folder :func:`main` was given, for :func:`_leave`
+_own_tmp: list[str] = []
 
 
 def main(conn: Connection, stop: Any, tmp: str | None = None) -> None:
@@ -42,39 +45,51 @@ def main(conn: Connection, stop: Any, tmp: str | None = None) -> None:
     stop : multiprocessing.synchronize.Event
         Set by the client to ask a running training to stop at the next batch.
     tmp : str, optional
-        A folder of this process's own for temporary files (``TMPDIR``): the
-        client removes it when the process has ended, since ``os._exit`` skips
-        the clean-up that TensorFlow registers with :mod:`atexit`.
+        A folder of this process's own for temporary files (``TMPDIR``),
+        removed by :func:`_leave` or, after a kill, by the client: ``os._exit``
+        skips the clean-up that TensorFlow registers with :mod:`atexit`.
     """
     for key, value in ENGINE_ENV.items():
         os.environ.setdefault(key, value)
     if tmp is not None:
         os.environ["TMPDIR"] = tempfile.tempdir = tmp
+        _own_tmp.append(tmp)
     if hasattr(os, "nice"):
         os.nice(ENGINE_NICENESS)
     while True:
         try:
             request_id, request = p.unpack(conn.recv())
         except (EOFError, OSError):
-            os._exit(0)  # the viewer went away
+            _leave()  # the viewer went away
         except Exception as exc:  # a message that does not unpickle: say so
             _refuse(conn, getattr(exc, "request_id", None), exc)
             continue
         if isinstance(request, p.Shutdown):
             conn.close()
-            os._exit(0)  # skip TensorFlow's slow interpreter teardown
+            _leave()  # skip TensorFlow's slow interpreter teardown
         send = _sender(conn, request_id)
         try:
             send(p.Result(handle(request, send=send, should_stop=stop.is_set)))
         except (BrokenPipeError, EOFError):
-            os._exit(0)  # the viewer went away mid-request
+            _leave()  # the viewer went away mid-request
         except BaseException as exc:  # every error goes back to the viewer
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             try:
                 send(p.Failure(type(exc).__name__, str(exc) or repr(exc)))
             except (BrokenPipeError, OSError):
-                os._exit(0)
+                _leave()
+
+
+def _leave() -> None:
+    """Remove this process's temporary folder and exit at once.
+
+    ``os._exit`` skips TensorFlow's slow interpreter teardown; a viewer that
+    was killed can no longer remove the folder, so the engine does it here.
+    """
+    if _own_tmp:
+        shutil.rmtree(_own_tmp[0], ignore_errors=True)
+    os._exit(0)
 
 
 def _refuse(conn: Connection, request_id: int | None, exc: Exception) -> None:
@@ -94,7 +109,7 @@ def _refuse(conn: Connection, request_id: int | None, exc: Exception) -> None:
     try:
         conn.send((request_id, p.Failure("UnreadableRequest", message)))
     except (BrokenPipeError, OSError):
-        os._exit(0)
+        _leave()
 
 
 def _sender(conn: Connection, request_id: int) -> Callable[[object], None]:
