@@ -38,6 +38,15 @@ def _no_tensorflow_in_this_process():
     assert "tensorflow" not in sys.modules, "tensorflow was imported in-process"
 
 
+@pytest.fixture(autouse=True)
+def _corrections_kept_out_of_home(tmp_path_factory, monkeypatch):
+    """Keep the Read digits widget's corrections out of the user's home."""
+    from napari_digits import correction_log
+
+    folder = tmp_path_factory.mktemp("kept-corrections")
+    monkeypatch.setattr(correction_log, "FOLDER", folder)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """Return the directory of the full MNIST set, or skip where it is absent."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_digits import annotations
+from napari_digits import annotations, correction_log
 from napari_digits._widgets import scan as widget_module
 from napari_digits._widgets._digits_table import CORRECTED, HEADERS
 from napari_digits._widgets.scan import (
@@ -21,7 +21,7 @@ from napari_digits._widgets.scan import (
     ScanWidget,
 )
 from napari_digits.current_model import current_model
-from napari_digits.results import CSV_HEADER, numbers, read_csv, score
+from napari_digits.results import CSV_HEADER, NOT_A_DIGIT, numbers, read_csv, score
 from napari_digits.synthetic import read_truth
 
 WAIT = 180_000  # ms: the first request starts the engine (TensorFlow import)
@@ -191,6 +191,46 @@ def test_a_new_page_clears_the_crop_and_corrections_update_the_count(
     run(widget, qtbot, second)
     assert widget.explain.empty and not widget.explain.probs.text()
     assert not widget.explain_button.enabled
+
+
+def test_corrections_are_kept_on_disk_and_come_back_in_a_new_viewer(
+    make_napari_viewer, engine, qtbot, messages
+):
+    viewer = make_napari_viewer()
+    widget = ScanWidget(viewer)
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    run(widget, qtbot, page)
+    new = (widget.rows[3].prediction + 1) % 10
+    widget.correct(3, new)
+    widget.correct(8, NOT_A_DIGIT)
+    kept = correction_log.path_of(widget.reading.key)
+    assert [r.corrected for r in read_csv(kept)] == [new, NOT_A_DIGIT]
+
+    # as after a crash: another viewer, the same pixels from another "file"
+    again = ScanWidget(make_napari_viewer())
+    copy = again.viewer.add_image(page.data.copy(), name="the scan again")
+    run(again, qtbot, copy)
+    assert again.rows[3].corrected == new and again.rows[8].corrected == NOT_A_DIGIT
+    assert sum(r.corrected is not None for r in again.rows) == 2
+    assert any(m.startswith("restored 2 correction(s)") for _, m in messages)
+
+    again.correct(3, None)
+    again.correct(8, None)  # every correction undone: nothing is kept
+    assert not kept.exists()
+
+    kept.write_bytes(b"digit,corrected\n\xff\x00,7\n")  # damaged
+    run(again, qtbot, copy)
+    said = [m for kind, m in messages if kind == "show_warning"]
+    assert said and "corrections kept in" in said[-1] and "without them" in said[-1]
+    assert all(r.corrected is None for r in again.rows)
+
+    kept.unlink()
+    kept.parent.rmdir()
+    kept.parent.write_text("")  # the folder cannot be made: a warning, once
+    again.correct(3, new)
+    again.correct(4, new)
+    said = [m for kind, m in messages if "not kept on disk" in m]
+    assert len(said) == 1 and again.rows[4].corrected == new
 
 
 def test_rows_and_boxes_select_each_other(viewer_and_widget, qtbot):

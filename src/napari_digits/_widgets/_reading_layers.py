@@ -50,9 +50,12 @@ class Reading:
     readings: np.ndarray
     readings_scale: float
     lost: int
+    key: str = ""  # the page's pixels (correction_log.page_key): its kept corrections
+    restored: int = 0  # corrections kept from before that found their digit again
+    problem: str = ""  # why the kept corrections could not be read
 
 
-def draw(scan: Scan, rows, probs, review: float, lost: int = 0) -> Reading:
+def draw(scan: Scan, rows, probs, review: float, lost: int = 0, **kept: Any) -> Reading:
     """Build the arrays of the result layers (worker thread)."""
     codes = annotations.status(rows, review)
     scale = annotations.readings_scale(scan.digit_height or 28)
@@ -70,6 +73,7 @@ def draw(scan: Scan, rows, probs, review: float, lost: int = 0) -> Reading:
         readings=annotations.readings_image(rows, codes, shape, scale),
         readings_scale=scale,
         lost=lost,
+        **kept,
     )
 
 

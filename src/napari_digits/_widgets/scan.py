@@ -32,7 +32,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from napari_digits import annotations, corrections, results
+from napari_digits import annotations, correction_log, corrections, results
 from napari_digits._widgets import create_worker, ensure_pool_threads, warm_imports
 from napari_digits._widgets._digits_table import DigitsModel, digits_table
 from napari_digits._widgets._explain import ExplainPanel
@@ -105,7 +105,9 @@ def read_job(
     """Find, classify, tabulate and draw a page (worker thread).
 
     Yields step names; returns a :class:`Reading`. ``earlier`` is the table
-    of the last read, whose corrections are carried over.
+    of the last read, whose corrections are carried over when it was of the
+    same file; else the corrections kept for the same pixels in an earlier
+    session (:mod:`napari_digits.correction_log`) are.
     """
     options = dict(options)
     number_gap = options.pop("number_gap")
@@ -113,13 +115,21 @@ def read_job(
     scan, rows, probs = results.read_page(
         image, partial(classify, model), file=file, number_gap=number_gap, **options
     )
-    rows, carried = results.carry_corrections(earlier, rows)
-    same_page = bool(earlier and rows and earlier[0].file == rows[0].file)
-    lost = sum(r.corrected is not None for r in earlier) - carried if same_page else 0
+    key = correction_log.page_key(image)
+    earlier = [r for r in earlier if r.file == file and r.corrected is not None]
+    try:
+        kept, problem = [] if earlier else correction_log.load(key, file), ""
+    except ValueError as exc:  # a damaged file: read without it, and say so
+        kept, problem = [], f"{exc}; reading the page without them"
+    rows, carried = results.carry_corrections(earlier or kept, rows)
+    lost = len(earlier or kept) - carried
     yield "drawing"
     import pandas  # noqa: F401  (napari's layer features: not in the GUI thread)
 
-    return draw(scan, rows, probs, review, lost)
+    restored = carried if kept else 0
+    return draw(
+        scan, rows, probs, review, lost, key=key, restored=restored, problem=problem
+    )
 
 
 def read_planes_job(data: Any, rgb: bool, model: str, options: dict, file: str):
@@ -188,6 +198,7 @@ class ScanWidget(QWidget):
         self.stack_layer: Image | None = None
         self.selected: int | None = None
         self.worker = None
+        self._keep_failed = False  # corrections could not be written to disk
         self.layers = ReadingLayers(viewer, self._on_click)
         self._build_controls()
         self.model = DigitsModel(self._on_fix_typed)
@@ -368,12 +379,20 @@ class ScanWidget(QWidget):
     # -- results -----------------------------------------------------------
 
     def _show(self, source: Image, reading: Reading) -> None:
+        if reading.problem:
+            show_warning(reading.problem)
+        if reading.restored:
+            show_info(
+                f"restored {reading.restored} correction(s) you made to this page "
+                f"before (kept in {correction_log.FOLDER})"
+            )
         if reading.lost > 0:
             show_warning(
                 f"{reading.lost} earlier correction(s) matched no digit any more"
             )
         self.reading, self.selected = reading, None
         self.stack_rows, self.stack_layer = [], None
+        self._keep_failed = False
         self._by_label = {r.label: k for k, r in enumerate(reading.scan.regions)}
         self.explain.clear()
         self.explain_button.enabled = False
@@ -534,11 +553,21 @@ class ScanWidget(QWidget):
             return
         before = self.rows[index].digits
         self.reading.rows[:] = results.correct(self.rows, index, value)
+        self._keep_corrections()
         self.model.update_rows(self.rows)
         self.layers.rewrite(self.reading, index, before)
         self._recode()
         self._update_status()
         self.layers.update_features(self.rows)
+
+    def _keep_corrections(self) -> None:
+        """Write the page's corrections to disk, so that a crash loses none."""
+        try:
+            correction_log.save(self.rows, self.reading.key)
+        except OSError as exc:
+            if not self._keep_failed:  # once a page: the table still corrects
+                show_warning(f"corrections are not kept on disk: {exc}")
+            self._keep_failed = True
 
     # -- explain this digit ------------------------------------------------
 
