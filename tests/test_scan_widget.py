@@ -492,6 +492,38 @@ def test_learn_from_my_corrections_makes_a_new_current_model_and_reads_again(
         current_model.reset()
 
 
+def test_learning_takes_the_corrections_of_every_page_read(
+    viewer_and_widget, qtbot, tmp_path, monkeypatch, messages
+):
+    viewer, widget = viewer_and_widget
+    [page] = viewer.open_sample("napari-digits", "scanned_page")
+    top = viewer.add_image(page.data[:700], name="top half", rgb=True)
+    bottom = viewer.add_image(page.data[700:], name="bottom half", rgb=True)
+    for layer in (page, top, bottom):
+        run(widget, qtbot, layer)
+        if layer is not bottom:
+            widget.correct(0, (widget.rows[0].prediction + 1) % 10)
+    assert len(widget.earlier_pages) == 2  # the bottom half has no correction
+    run(widget, qtbot, top)  # current again: its corrections come back
+    assert widget.rows[0].corrected is not None
+    assert len(widget.earlier_pages) == 1
+
+    out = tmp_path / "learnt.keras"
+    monkeypatch.setattr(widget_module, "learnt_model_path", lambda: out)
+    monkeypatch.setattr(widget_module, "LEARN_BUDGET", 3.0)
+    try:
+        worker = widget.learn()
+        assert "(2 corrected)" in widget.status.value
+        assert "of 2 page(s)" in widget.status.value
+        with qtbot.waitSignal(worker.finished, timeout=WAIT):
+            pass
+        qtbot.waitUntil(lambda: current_model.path == out, timeout=5000)
+        qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=WAIT)
+        assert any(m.startswith("learnt 2 correction(s)") for _, m in messages)
+    finally:
+        current_model.reset()
+
+
 def test_learning_teaches_the_field_reader_the_short_lines_of_the_page(
     viewer_and_widget, qtbot, tmp_path, monkeypatch, messages, mnist_dir
 ):

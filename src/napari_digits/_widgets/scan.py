@@ -64,6 +64,8 @@ def classify(model: str, crops: np.ndarray) -> np.ndarray:
 
 #: seconds the engine trains when the user asks it to learn corrections
 LEARN_BUDGET = 45.0
+#: digits of the earlier pages kept for learning (the oldest pages go first)
+EARLIER_PAGES_DIGITS = 20_000
 
 
 def learnt_model_path() -> Path:
@@ -199,6 +201,8 @@ class ScanWidget(QWidget):
         self.selected: int | None = None
         self.worker = None
         self._keep_failed = False  # corrections could not be written to disk
+        #: what the earlier corrected pages give to learn, by page key
+        self.earlier_pages: dict[str, corrections.LearningSet] = {}
         self.layers = ReadingLayers(viewer, self._on_click)
         self._build_controls()
         self.model = DigitsModel(self._on_fix_typed)
@@ -390,6 +394,7 @@ class ScanWidget(QWidget):
             show_warning(
                 f"{reading.lost} earlier correction(s) matched no digit any more"
             )
+        self._set_aside(self.reading, reading.key)
         self.reading, self.selected = reading, None
         self.stack_rows, self.stack_layer = [], None
         self._keep_failed = False
@@ -406,6 +411,7 @@ class ScanWidget(QWidget):
 
     def _show_planes(self, layer: Image, rows: list, total: int) -> None:
         """Show the rows of every plane; the page layers are of one page only."""
+        self._set_aside(self.reading, "")
         self.reading, self.selected = None, None
         self.stack_rows, self.stack_layer = rows, layer
         self.explain.clear()
@@ -419,6 +425,24 @@ class ScanWidget(QWidget):
             f" on {total} planes (a row's page is its plane; boxes are drawn "
             "when one plane is read)"
         )
+
+    def _set_aside(self, reading: Reading | None, next_key: str) -> None:
+        """Keep what a page left for another gives to learn (its corrections).
+
+        The page read next (``next_key``) is current again, not an earlier
+        page; past ``EARLIER_PAGES_DIGITS`` digits the oldest pages go.
+        """
+        self.earlier_pages.pop(next_key, None)
+        if reading is None or reading.key == next_key:
+            return
+        chosen = corrections.select(reading.scan, reading.rows)
+        if chosen.n_corrected or chosen.lines_corrected:  # something corrected
+            self.earlier_pages[reading.key] = chosen
+        pages = self.earlier_pages
+        while sum(len(c.labels) for c in pages.values()) > EARLIER_PAGES_DIGITS:
+            if len(pages) == 1:
+                break  # the last page read: as much as the viewer holds anyway
+            del pages[next(iter(pages))]
 
     def _go_to_page(self, page: int) -> None:
         """Show the plane a stack row comes from."""
@@ -606,17 +630,22 @@ class ScanWidget(QWidget):
     # -- export ------------------------------------------------------------
 
     def learn(self, _=None):
-        """Fine-tune the current model on this page's corrections (a worker).
+        """Fine-tune the current model on the corrections made (a worker).
 
-        The corrected digits and those read with high confidence are learnt
-        in the engine (:mod:`napari_digits.engine.finetune`, MNIST replayed,
-        ``LEARN_BUDGET`` seconds); the new model, saved under
+        The corrected digits and those read with high confidence, of this
+        page and of the pages corrected before it since the widget opened,
+        are learnt in the engine (:mod:`napari_digits.engine.finetune`, MNIST
+        replayed, ``LEARN_BUDGET`` seconds); the new model, saved under
         :func:`learnt_model_path`, becomes current and the page is read again.
         """
         if self.reading is None:
             return None
-        chosen = corrections.select(self.reading.scan, self.rows)
-        if chosen.n_corrected == 0 and chosen.lines_corrected == 0:
+        this_page = corrections.select(self.reading.scan, self.rows)
+        chosen, here = corrections.LearningSet(), 0
+        for page in [*self.earlier_pages.values(), this_page]:
+            chosen.add(page)
+            here += bool(page.n_corrected or page.lines_corrected)
+        if not here:
             show_info("correct some digits in the table first")
             return None
         config = chosen.finetune_config(
@@ -626,10 +655,9 @@ class ScanWidget(QWidget):
             provenance={"files": chosen.files, "from": "Read digits widget"},
         )
         self.learn_button.enabled = self.run_button.enabled = False
-        fixed = sum(r.corrected is not None for r in self.rows)
         self.status.value = (
-            f"learning from {fixed} correction(s), {len(chosen.labels)} digit(s) "
-            f"and {len(chosen.lines)} line(s)..."
+            f"learning from {len(chosen.labels)} digit(s) ({chosen.n_corrected} "
+            f"corrected) and {len(chosen.lines)} line(s) of {here} page(s)..."
         )
         worker = create_worker(
             finetune_job,
