@@ -254,8 +254,12 @@ class Engine:
                     name=f"napari-digits-engine-{self.role}",
                     daemon=True,
                 )
-                with main_module_hidden():
-                    process.start()
+                try:
+                    with main_module_hidden():
+                        process.start()
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
                 theirs.close()
                 self._process, self._conn, self._tmp = process, ours, tmp
             return self._conn
