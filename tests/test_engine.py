@@ -115,6 +115,26 @@ def test_the_engine_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
         engine.shutdown()
 
 
+def test_shutdown_mid_request_removes_the_temporary_folder(
+    tmp_path, monkeypatch, mnist_dir
+):
+    # a viewer closed while its training runs: no thread will see the death
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    engine = Engine("test")
+    events = engine.events(p.Train(tiny(tmp_path, mnist_dir, epochs=50)))
+    try:
+        next(events)  # running; the request holds the engine, nobody listens
+        assert engine.busy and len(list(system_tmp.iterdir())) == 1
+        engine.shutdown()
+        assert not engine.alive and list(system_tmp.iterdir()) == []
+    finally:
+        events.close()
+        engine.shutdown()
+
+
 VIEWER_KILLED = """
 import os, signal
 import numpy as np

@@ -219,7 +219,7 @@ class Engine:
 
     def _end(self, ask, grace: float) -> None:
         """End the process: ``ask`` it first where idle (None: SIGKILL at once)."""
-        process = self._process
+        process, tmp = self._process, self._tmp
         if process is None:
             return
         idle = self._lock.acquire(timeout=0)
@@ -231,6 +231,9 @@ class Engine:
                 if process.is_alive():
                     force()
                     process.join(SHUTDOWN_GRACE)
+            if tmp is not None and not process.is_alive():
+                # also when a request runs: its thread may never see the death
+                shutil.rmtree(tmp, ignore_errors=True)
             if idle:
                 self._forget()
         finally:
