@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +80,11 @@ def test_a_result_lost_with_its_worker_is_computed_again(tmp_path):
     from napari_digits.archive.pages import PageJob
 
     cloudpickle.register_pickle_by_value(_archive_tasks)
+    ours = os.environ.get("TMPDIR")
     with cluster.connect(workers=2) as client:
+        [tmp] = set(client.run(tempfile.gettempdir).values())  # the cluster's own
+        assert os.environ.get("TMPDIR") == ours  # this process's is untouched
+        assert Path(tmp).name.startswith("napari-digits-workers-")
         future = client.submit(_archive_tasks.slowly, 3, pure=False)
         assert future.result() == 3
         [holder] = client.who_has(future)[future.key]
@@ -92,6 +97,8 @@ def test_a_result_lost_with_its_worker_is_computed_again(tmp_path):
         assert future.status != "finished"  # computed again, for 2 s
         job = PageJob(0, str(tmp_path / "p.png"))
         assert cluster._outcome(future, job) == (3, True)
+    assert not Path(tmp).exists()  # with the killed worker's files
+    assert os.environ.get("TMPDIR") == ours
 
 
 @pytest.mark.slow

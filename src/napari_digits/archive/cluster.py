@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -89,7 +90,14 @@ def connect(
     _quiet_logs()
     with dask.config.set(_dask_config(timeout)), main_module_hidden():
         if scheduler is None:
+            # the workers' temporary files (TensorFlow's, Dask's scratch
+            # space) in a folder of the cluster's own, removed with it: a
+            # worker that is killed cannot remove its own
             with (
+                tempfile.TemporaryDirectory(
+                    prefix="napari-digits-workers-", ignore_cleanup_errors=True
+                ) as tmp,
+                dask.config.set({"temporary-directory": tmp}),
                 LocalCluster(
                     n_workers=workers or 1,
                     threads_per_worker=1,
@@ -97,6 +105,8 @@ def connect(
                     host="127.0.0.1",
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,
+                    local_directory=tmp,
+                    env={"TMPDIR": tmp},  # set in each worker, not in this process
                 ) as cluster,
                 Client(cluster, set_as_default=False) as client,
             ):
