@@ -95,13 +95,19 @@ def test_shutdown_ends_the_process_and_the_next_request_restarts(fresh_engine):
     assert fresh_engine.call(p.Ping()) != first
 
 
-def test_the_engine_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
+@pytest.fixture
+def system_tmp(tmp_path, monkeypatch):
+    """An empty folder as the system's temporary folder, for this process."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return folder
+
+
+def test_the_engine_leaves_no_temporary_file_behind(system_tmp):
     # the engine ends with os._exit or is killed: TensorFlow's own clean-up of
     # the modules AutoGraph writes to the temporary folder never runs
-    system_tmp = tmp_path / "tmp"
-    system_tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(system_tmp))
-    monkeypatch.setattr(tempfile, "tempdir", None)
     engine = Engine("test")
     images = np.zeros((2, 28, 28), np.float32)
     model = str(shipped_model_path())
@@ -116,13 +122,9 @@ def test_the_engine_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
 
 
 def test_shutdown_mid_request_removes_the_temporary_folder(
-    tmp_path, monkeypatch, mnist_dir
+    system_tmp, tmp_path, mnist_dir
 ):
     # a viewer closed while its training runs: no thread will see the death
-    system_tmp = tmp_path / "tmp"
-    system_tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(system_tmp))
-    monkeypatch.setattr(tempfile, "tempdir", None)
     engine = Engine("test")
     events = engine.events(p.Train(tiny(tmp_path, mnist_dir, epochs=50)))
     try:
@@ -147,12 +149,9 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(tmp_path):
-    system_tmp = tmp_path / "tmp"
-    system_tmp.mkdir()
-    env = os.environ | {"TMPDIR": str(system_tmp)}
-    viewer = subprocess.run(
-        [sys.executable, "-c", VIEWER_KILLED], env=env, timeout=120, check=False
+def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(system_tmp):
+    viewer = subprocess.run(  # its TMPDIR: system_tmp
+        [sys.executable, "-c", VIEWER_KILLED], timeout=120, check=False
     )
     assert viewer.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 30  # the engine sees its pipe close
