@@ -114,6 +114,11 @@ class LearningSet:
         """How many digits were corrected by the user."""
         return int(sum(self.corrected))
 
+    @property
+    def holds_corrections(self) -> bool:
+        """Whether the user corrected a digit or a line of this set."""
+        return bool(self.n_corrected or self.lines_corrected)
+
 
 def select(
     scan: Scan, rows: Sequence[DigitRow], *, confident: float = CONFIDENT

@@ -436,7 +436,7 @@ class ScanWidget(QWidget):
         if reading is None or reading.key == next_key:
             return
         chosen = corrections.select(reading.scan, reading.rows)
-        if chosen.n_corrected or chosen.lines_corrected:  # something corrected
+        if chosen.holds_corrections:
             self.earlier_pages[reading.key] = chosen
         pages = self.earlier_pages
         while sum(len(c.labels) for c in pages.values()) > EARLIER_PAGES_DIGITS:
@@ -644,7 +644,7 @@ class ScanWidget(QWidget):
         chosen, here = corrections.LearningSet(), 0
         for page in [*self.earlier_pages.values(), this_page]:
             chosen.add(page)
-            here += bool(page.n_corrected or page.lines_corrected)
+            here += page.holds_corrections
         if not here:
             show_info("correct some digits in the table first")
             return None
