@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_digits import correction_log
 from napari_digits._widgets import scan as widget_module
 from napari_digits._widgets._digits_table import HEADERS
 from napari_digits._widgets.scan import MINE, ScanWidget
+from napari_digits.results import NOT_A_DIGIT, read_csv
 
 WAIT = 180_000
+
+
+def read(widget, qtbot, *, every_plane: bool):
+    widget.every_plane.value = every_plane
+    worker = widget.start()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5000)
 
 
 @pytest.fixture
@@ -59,3 +69,48 @@ def test_every_plane_of_a_stack_is_read_with_its_page(
     qtbot.waitUntil(lambda: viewer.dims.current_step[0] == 2, timeout=5000)
     widget.correct(0, (rows[0].prediction + 1) % 10)
     assert widget.rows[0].corrected is not None
+
+
+def test_each_plane_keeps_its_own_corrections(
+    make_napari_viewer, qtbot, engine, messages
+):
+    """A stack's corrections are kept on disk by plane, as a page's are, and
+    never reach another plane: not even one with the same digits in the same
+    places (a form scanned twice), read alone or with every plane."""
+    from napari_digits.sample_data import scanned_page
+
+    [(rgb, _, _)] = scanned_page()
+    grey = rgb[:500, :, 1]
+    twin = grey.copy()
+    twin[0, 0] ^= 1  # the same form, other pixels: another page
+    viewer = make_napari_viewer()
+    widget = ScanWidget(viewer)
+    widget.layer.value = viewer.add_image(np.stack([grey, twin]), name="forms")
+    read(widget, qtbot, every_plane=True)
+    first = [r for r in widget.rows if r.page == 1]
+    assert len(first) == len(widget.rows) // 2 > 10
+    new = (first[2].prediction + 1) % 10
+    widget.correct(2, new)
+    kept = correction_log.path_of(correction_log.page_key(grey))
+    assert [r.corrected for r in read_csv(kept)] == [new]
+    assert not correction_log.path_of(correction_log.page_key(twin)).exists()
+
+    viewer.dims.set_current_step(0, 1)  # the twin alone: nothing carried over
+    read(widget, qtbot, every_plane=False)
+    assert all(r.corrected is None for r in widget.rows)
+    viewer.dims.set_current_step(0, 0)  # the first plane alone: carried over
+    read(widget, qtbot, every_plane=False)
+    assert widget.rows[2].corrected == new
+    widget.correct(5, NOT_A_DIGIT)
+
+    # as after a crash: another viewer reads every plane again
+    again = ScanWidget(make_napari_viewer())
+    again.layer.value = again.viewer.add_image(np.stack([grey, twin]))
+    read(again, qtbot, every_plane=True)
+    assert [(r.page, r.corrected) for r in again.rows if r.corrected is not None] == [
+        (1, new),
+        (1, NOT_A_DIGIT),
+    ]
+    assert ("show_info", "restored 2 correction(s)") in [
+        (kind, m[:24]) for kind, m in messages
+    ]

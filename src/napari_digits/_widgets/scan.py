@@ -12,6 +12,7 @@ complete it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from pathlib import Path
@@ -101,15 +102,17 @@ def read_job(
     model: str,
     options: dict[str, Any],
     file: str,
-    earlier: list[results.DigitRow],
+    earlier: dict[str, list[results.DigitRow]],
     review: float,
 ):
     """Find, classify, tabulate and draw a page (worker thread).
 
-    Yields step names; returns a :class:`Reading`. ``earlier`` is the table
-    of the last read, whose corrections are carried over when it was of the
-    same file; else the corrections kept for the same pixels in an earlier
-    session (:mod:`napari_digits.correction_log`) are.
+    Yields step names; returns a :class:`Reading`. ``earlier`` holds the
+    tables of the last read by page key (:func:`correction_log.page_key`):
+    the corrections of the table of the same pixels are carried over, else
+    those kept on disk for them (:mod:`napari_digits.correction_log`), so a
+    page's corrections never reach another page, another plane of a stack
+    included.
     """
     options = dict(options)
     number_gap = options.pop("number_gap")
@@ -118,32 +121,77 @@ def read_job(
         image, partial(classify, model), file=file, number_gap=number_gap, **options
     )
     key = correction_log.page_key(image)
-    earlier = [r for r in earlier if r.file == file and r.corrected is not None]
-    try:
-        kept, problem = [] if earlier else correction_log.load(key, file), ""
-    except ValueError as exc:  # a damaged file: read without it, and say so
-        kept, problem = [], f"{exc}; reading the page without them"
-    rows, carried = results.carry_corrections(earlier or kept, rows)
-    lost = len(earlier or kept) - carried
+    earlier = [
+        dataclasses.replace(r, file=file)
+        for r in earlier.get(key, [])
+        if r.corrected is not None
+    ]
+    if earlier:  # the same page read again in this viewer: its table wins
+        rows, carried = results.carry_corrections(earlier, rows)
+        restored, lost, problem = 0, len(earlier) - carried, ""
+    else:
+        rows, restored, lost, problem = restore_kept(key, file, rows)
     yield "drawing"
     import pandas  # noqa: F401  (napari's layer features: not in the GUI thread)
 
-    restored = carried if kept else 0
     return draw(
         scan, rows, probs, review, lost, key=key, restored=restored, problem=problem
     )
 
 
+def restore_kept(
+    key: str, file: str, rows: list[results.DigitRow]
+) -> tuple[list[results.DigitRow], int, int, str]:
+    """Carry the corrections kept on disk for the pixels ``key`` into ``rows``.
+
+    Returns
+    -------
+    rows : list of DigitRow
+        ``rows`` with the kept corrections.
+    restored : int
+        Kept corrections that found their digit again.
+    lost : int
+        Kept corrections that found none.
+    problem : str
+        Why the kept corrections could not be read (a damaged file: the
+        page is read without them); empty when they could.
+    """
+    try:
+        kept = correction_log.load(key, file)
+    except ValueError as exc:
+        return rows, 0, 0, f"{exc}; reading the page without them"
+    rows, restored = results.carry_corrections(kept, rows)
+    return rows, restored, len(kept) - restored, ""
+
+
+@dataclasses.dataclass
+class Planes:
+    """Every plane of a stack, read (built in the worker)."""
+
+    rows: list[results.DigitRow]
+    keys: dict[int, str]  # page (plane number, from 1) -> correction_log key
+    restored: int = 0
+    lost: int = 0
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
 def read_planes_job(data: Any, rgb: bool, model: str, options: dict, file: str):
-    """Read every plane of a stack (worker thread): yields progress, returns rows."""
+    """Read every plane of a stack (worker thread): yields progress, returns Planes.
+
+    Each plane's corrections kept on disk, by its pixels, come back with it.
+    """
     from napari_digits.archive.pages import plane_count, read_planes
 
-    total, rows = plane_count(data.shape, rgb=rgb), []
+    total, done = plane_count(data.shape, rgb=rgb), Planes([], {})
     planes = read_planes(data, partial(classify, model), file=file, rgb=rgb, **options)
-    for k, plane_rows in enumerate(planes, start=1):
-        rows.extend(plane_rows)
-        yield f"read plane {k} of {total}: {len(rows)} digits so far"
-    return rows
+    for k, (plane, plane_rows) in enumerate(planes, start=1):
+        key = done.keys[k] = correction_log.page_key(plane)
+        plane_rows, restored, lost, problem = restore_kept(key, file, plane_rows)
+        done.rows.extend(plane_rows)
+        done.restored, done.lost = done.restored + restored, done.lost + lost
+        done.problems += [problem] if problem else []
+        yield f"read plane {k} of {total}: {len(done.rows)} digits so far"
+    return done
 
 
 def page_of(viewer: napari.viewer.Viewer, layer: Any) -> tuple[np.ndarray, str]:
@@ -198,6 +246,7 @@ class ScanWidget(QWidget):
         self.reading: Reading | None = None
         self.stack_rows: list[results.DigitRow] = []  # every plane read at once
         self.stack_layer: Image | None = None
+        self.stack_keys: dict[int, str] = {}  # a stack's planes' page keys
         self.selected: int | None = None
         self.worker = None
         self._keep_failed = False  # corrections could not be written to disk
@@ -297,6 +346,15 @@ class ScanWidget(QWidget):
         """The table of the last page read, or of every plane (with corrections)."""
         return self.reading.rows if self.reading else self.stack_rows
 
+    def tables(self) -> dict[str, list[results.DigitRow]]:
+        """Return the table shown by page key (a stack's by plane), for ``read_job``."""
+        if self.reading is not None:
+            return {self.reading.key: self.reading.rows}
+        tables: dict[str, list[results.DigitRow]] = {}
+        for row in self.stack_rows:
+            tables.setdefault(self.stack_keys[row.page], []).append(row)
+        return tables
+
     # -- running -----------------------------------------------------------
 
     def options(self) -> dict[str, Any]:
@@ -334,7 +392,7 @@ class ScanWidget(QWidget):
             str(current_model.path),
             self.options(),
             file_name(layer),
-            self.rows,
+            self.tables(),
             self.review.value,
             _progress={"total": 2, "desc": "Read digits"},
             _start_thread=False,
@@ -367,7 +425,7 @@ class ScanWidget(QWidget):
             _start_thread=False,
             _connect={
                 "yielded": lambda step: setattr(self.status, "value", step),
-                "returned": lambda rows: self._show_planes(layer, rows, total),
+                "returned": lambda planes: self._show_planes(layer, planes, total),
                 "errored": self._on_error,
                 "finished": lambda: setattr(self.run_button, "enabled", True),
             },
@@ -383,20 +441,10 @@ class ScanWidget(QWidget):
     # -- results -----------------------------------------------------------
 
     def _show(self, source: Image, reading: Reading) -> None:
-        if reading.problem:
-            show_warning(reading.problem)
-        if reading.restored:
-            show_info(
-                f"restored {reading.restored} correction(s) you made to this page "
-                f"before (kept in {correction_log.FOLDER})"
-            )
-        if reading.lost > 0:
-            show_warning(
-                f"{reading.lost} earlier correction(s) matched no digit any more"
-            )
+        self._say_restored(reading.restored, reading.lost, [reading.problem])
         self._set_aside(self.reading, reading.key)
         self.reading, self.selected = reading, None
-        self.stack_rows, self.stack_layer = [], None
+        self.stack_rows, self.stack_layer, self.stack_keys = [], None, {}
         self._keep_failed = False
         self._by_label = {r.label: k for k, r in enumerate(reading.scan.regions)}
         self.explain.clear()
@@ -409,14 +457,30 @@ class ScanWidget(QWidget):
             show_warning("no digits found" + (f" ({extra})" if extra else ""))
         self.layers.put(source, reading)
 
-    def _show_planes(self, layer: Image, rows: list, total: int) -> None:
+    def _say_restored(self, restored: int, lost: int, problems: list[str]) -> None:
+        """Say what came back of the corrections kept from before."""
+        problems = [p for p in problems if p]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            show_warning(problems[0] + more)
+        if restored:
+            show_info(
+                f"restored {restored} correction(s) you made to this page "
+                f"before (kept in {correction_log.FOLDER})"
+            )
+        if lost > 0:
+            show_warning(f"{lost} earlier correction(s) matched no digit any more")
+
+    def _show_planes(self, layer: Image, planes: Planes, total: int) -> None:
         """Show the rows of every plane; the page layers are of one page only."""
+        self._say_restored(planes.restored, planes.lost, planes.problems)
         self._set_aside(self.reading, "")
         self.reading, self.selected = None, None
-        self.stack_rows, self.stack_layer = rows, layer
+        self.stack_rows, self.stack_layer = planes.rows, layer
+        self.stack_keys, self._keep_failed = planes.keys, False
         self.explain.clear()
         self.explain_button.enabled = False
-        self.model.set_rows(rows)
+        self.model.set_rows(planes.rows)
         for name in MINE:
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
@@ -571,23 +635,26 @@ class ScanWidget(QWidget):
         digits the piece holds (``"65"``), or None (undo); see
         :func:`napari_digits.results.as_correction`.
         """
-        if self.reading is None:  # every plane read: the table only
+        if self.reading is None:  # every plane read: the table, kept by plane
             self.stack_rows = results.correct(self.stack_rows, index, value)
+            page = self.stack_rows[index].page
+            plane = [r for r in self.stack_rows if r.page == page]
+            self._keep_corrections(plane, self.stack_keys[page])
             self.model.update_rows(self.stack_rows)
             return
         before = self.rows[index].digits
         self.reading.rows[:] = results.correct(self.rows, index, value)
-        self._keep_corrections()
+        self._keep_corrections(self.rows, self.reading.key)
         self.model.update_rows(self.rows)
         self.layers.rewrite(self.reading, index, before)
         self._recode()
         self._update_status()
         self.layers.update_features(self.rows)
 
-    def _keep_corrections(self) -> None:
-        """Write the page's corrections to disk, so that a crash loses none."""
+    def _keep_corrections(self, rows: list[results.DigitRow], key: str) -> None:
+        """Write a page's corrections to disk, so that a crash loses none."""
         try:
-            correction_log.save(self.rows, self.reading.key)
+            correction_log.save(rows, key)
         except OSError as exc:
             if not self._keep_failed:  # once a page: the table still corrects
                 show_warning(f"corrections are not kept on disk: {exc}")

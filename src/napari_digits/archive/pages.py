@@ -266,8 +266,8 @@ def read_planes(
     rgb: bool = False,
     number_gap: float = 0.6,
     **scan_options: object,
-) -> Iterator[list[results.DigitRow]]:
-    """Yield the rows of every plane of a stack, one plane at a time.
+) -> Iterator[tuple[np.ndarray, list[results.DigitRow]]]:
+    """Yield every plane of a stack with its rows, one plane at a time.
 
     Parameters
     ----------
@@ -287,9 +287,11 @@ def read_planes(
 
     Yields
     ------
-    list of DigitRow
-        A plane's rows; ``page`` is the plane's number, from 1, in C order
-        of the leading axes.
+    plane : numpy.ndarray
+        The plane as read (loaded).
+    rows : list of DigitRow
+        Its rows; ``page`` is the plane's number, from 1, in C order of the
+        leading axes.
     """
     lead = tuple(data.shape[: data.ndim - (3 if rgb else 2)])
     for page, index in enumerate(np.ndindex(*lead), start=1):
@@ -302,4 +304,4 @@ def read_planes(
             number_gap=number_gap,
             **scan_options,
         )
-        yield rows
+        yield plane, rows
