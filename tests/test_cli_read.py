@@ -128,8 +128,11 @@ def test_annotations_never_go_over_the_scans(tmp_path, mnist_dir):
 
 @pytest.mark.slow
 def test_a_kill_keeps_the_previous_table_and_resume_reads_only_the_rest(
-    tmp_path, mnist_dir
+    tmp_path, mnist_dir, monkeypatch
 ):
+    system_tmp = tmp_path / "tmp"  # the commands' temporary folder
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
     scans, out = tmp_path / "scans", tmp_path / "r.csv"
     tiny_pages(scans, 16)
     reference = tmp_path / "reference.csv"
@@ -151,6 +154,8 @@ def test_a_kill_keeps_the_previous_table_and_resume_reads_only_the_rest(
     finally:
         run.wait()
     assert out.read_text() == "the previous table\n"
+    [left] = system_tmp.iterdir()  # TensorFlow's files: nothing could remove them
+    assert left.name.startswith("napari-digits-command-")
     kept = journal.read_bytes().count(b"\n") - 1
     assert 3 <= kept < 16, "the kill came too late to test anything"
 
@@ -166,7 +171,9 @@ def test_a_kill_keeps_the_previous_table_and_resume_reads_only_the_rest(
         "r.csv",
         "reference.csv",
         "scans",
+        "tmp",
     ]
+    assert list(system_tmp.iterdir()) == []  # the next command swept it
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from napari_digits import scratch
 from napari_digits.current_model import shipped_model_path
 from napari_digits.engine import protocol as p
 from napari_digits.engine.client import (
@@ -157,6 +158,29 @@ def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(system_t
     deadline = time.monotonic() + 30  # the engine sees its pipe close
     while list(system_tmp.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_the_folder_of_a_viewer_and_engine_killed_at_once_goes_at_the_next_start(
+    system_tmp,
+):
+    both = VIEWER_KILLED.replace("os.getpid()", "0").replace("os.kill", "os.killpg")
+    viewer = subprocess.run(  # the viewer and its engine: one process group
+        [sys.executable, "-c", both], timeout=120, check=False, start_new_session=True
+    )
+    assert viewer.returncode == -signal.SIGKILL
+    [left] = system_tmp.iterdir()  # nobody was left to remove it
+    assert left.name.startswith("napari-digits-default-")
+    deadline = time.monotonic() + 30  # the killed engine may still be exiting
+    while not scratch._unheld(str(left)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    engine = Engine("test")
+    try:
+        images = np.zeros((2, 28, 28), np.float32)
+        engine.call(p.Predict(model=str(shipped_model_path()), images=images))
+        assert [f.name[:19] for f in system_tmp.iterdir()] == ["napari-digits-test-"]
+    finally:
+        engine.shutdown()
     assert list(system_tmp.iterdir()) == []
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from napari_digits import scratch
 from napari_digits.archive.pages import FileResult, PageJob, ReadOptions, read_job
 from napari_digits.engine.client import main_module_hidden
 
@@ -92,11 +92,10 @@ def connect(
         if scheduler is None:
             # the workers' temporary files (TensorFlow's, Dask's scratch
             # space) in a folder of the cluster's own, removed with it: a
-            # worker that is killed cannot remove its own
+            # worker that is killed cannot remove its own (and after a kill
+            # of this process too, the next sweep removes it)
             with (
-                tempfile.TemporaryDirectory(
-                    prefix="napari-digits-workers-", ignore_cleanup_errors=True
-                ) as tmp,
+                scratch.folder("workers") as tmp,
                 dask.config.set({"temporary-directory": tmp}),
                 LocalCluster(
                     n_workers=workers or 1,

@@ -2,7 +2,9 @@
 
 TensorFlow's start-up noise is silenced where the engine imports it
 (:mod:`napari_digits.engine._tf`); a command line also drops TensorFlow's
-C++ warnings (``TF_CPP_MIN_LOG_LEVEL=3``): errors come as exceptions.
+C++ warnings (``TF_CPP_MIN_LOG_LEVEL=3``): errors come as exceptions. The
+command's temporary files go to a folder of its own
+(:func:`napari_digits.scratch.use_own`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import sys
 from types import ModuleType
 
+from napari_digits import scratch
 from napari_digits.current_model import model_file_problem
 from napari_digits.engine.quiet import quiet_fd2 as _quiet_fd2
 
@@ -42,6 +45,7 @@ def engine_models(*model_paths: str | os.PathLike) -> ModuleType:
         if problem:
             raise ValueError(problem)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    scratch.use_own("command")  # TensorFlow's files: removed even after a kill
     from napari_digits.engine import models
 
     return models

@@ -20,16 +20,15 @@ import atexit
 import contextlib
 import itertools
 import multiprocessing as mp
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import types
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 
+from napari_digits import scratch
 from napari_digits.engine import protocol as p
 
 #: seconds without any event from a busy engine before it counts as hung
@@ -233,7 +232,7 @@ class Engine:
                     process.join(SHUTDOWN_GRACE)
             if tmp is not None and not process.is_alive():
                 # also when a request runs: its thread may never see the death
-                shutil.rmtree(tmp, ignore_errors=True)
+                scratch.remove(tmp)
             if idle:
                 self._forget()
         finally:
@@ -250,7 +249,7 @@ class Engine:
 
                 self._stop.clear()  # a stop meant for a dead engine's training
                 ours, theirs = self._ctx.Pipe(duplex=True)
-                tmp = tempfile.mkdtemp(prefix=f"napari-digits-{self.role}-")
+                tmp = scratch.make(self.role)  # held by both ends
                 process = self._ctx.Process(
                     target=server.main,
                     args=(theirs, self._stop, tmp),
@@ -261,7 +260,7 @@ class Engine:
                     with main_module_hidden():
                         process.start()
                 except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    scratch.remove(tmp)
                     raise
                 theirs.close()
                 self._process, self._conn, self._tmp = process, ours, tmp
@@ -278,8 +277,7 @@ class Engine:
             self._conn.close()
         if self._process is not None and not self._process.is_alive():
             self._process.join(0)
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+            scratch.remove(self._tmp)
         self._process, self._conn, self._tmp = None, None, None
         self._abandoned = None
 

@@ -17,6 +17,7 @@ first request that needs it, so that a ``Ping`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from napari_digits import scratch
 from napari_digits.engine import protocol as p
 
 #: environment the engine sets before TensorFlow loads (quiet C++ logging)
@@ -46,14 +48,17 @@ def main(conn: Connection, stop: Any, tmp: str | None = None) -> None:
         Set by the client to ask a running training to stop at the next batch.
     tmp : str, optional
         A folder of this process's own for temporary files (``TMPDIR``),
-        removed by :func:`_leave` or, after a kill, by the client: ``os._exit``
-        skips the clean-up that TensorFlow registers with :mod:`atexit`.
+        removed by :func:`_leave` or, after a kill, by the client, or by a
+        later sweep when both were killed (:mod:`napari_digits.scratch`):
+        ``os._exit`` skips the clean-up TensorFlow registers with :mod:`atexit`.
     """
     for key, value in ENGINE_ENV.items():
         os.environ.setdefault(key, value)
     if tmp is not None:
         os.environ["TMPDIR"] = tempfile.tempdir = tmp
         _own_tmp.append(tmp)
+        with contextlib.suppress(OSError):  # gone: the viewer is gone too
+            scratch.hold(tmp)  # kept from a sweep while either end lives
     if hasattr(os, "nice"):
         os.nice(ENGINE_NICENESS)
     while True:
