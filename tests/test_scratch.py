@@ -110,3 +110,12 @@ def test_a_command_s_folder_goes_at_exit_or_with_the_next_command(tmp_path):
     assert set(os.listdir(killed_folder)) == {scratch.ALIVE, "generated.py"}
     rc, _ = command(tmp_path, "exit")  # the next command sweeps it
     assert rc == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_command_goes_on_where_no_folder_can_be_made(tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    monkeypatch.setenv("TMPDIR", "unchanged")
+    assert scratch.use_own() == str(not_a_folder)
+    assert os.environ["TMPDIR"] == "unchanged" and not_a_folder.is_file()

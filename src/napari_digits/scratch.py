@@ -121,7 +121,9 @@ def use_own(role: str = "command") -> str:
     Sets :data:`tempfile.tempdir` and ``TMPDIR`` (inherited by child
     processes) to a new folder, removed at exit or by a later sweep after a
     kill. Call it before TensorFlow is imported. A process whose temporary
-    folder is already one of ours (an engine, a local Dask worker) keeps it.
+    folder is already one of ours (an engine, a local Dask worker) keeps it,
+    and so does one where no folder can be made (the work is not refused
+    for its clean-up).
 
     Returns
     -------
@@ -131,7 +133,10 @@ def use_own(role: str = "command") -> str:
     current = tempfile.gettempdir()
     if _NAME.fullmatch(os.path.basename(current)):
         return current
-    folder = make(role)
+    try:
+        folder = make(role)
+    except OSError:
+        return current
     os.environ["TMPDIR"] = tempfile.tempdir = folder
     atexit.register(remove, folder)
     return folder

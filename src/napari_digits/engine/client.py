@@ -249,7 +249,10 @@ class Engine:
 
                 self._stop.clear()  # a stop meant for a dead engine's training
                 ours, theirs = self._ctx.Pipe(duplex=True)
-                tmp = scratch.make(self.role)  # held by both ends
+                try:
+                    tmp = scratch.make(self.role)  # held by both ends
+                except OSError:  # no folder: the system's, as TensorFlow's own
+                    tmp = None
                 process = self._ctx.Process(
                     target=server.main,
                     args=(theirs, self._stop, tmp),
