@@ -389,6 +389,14 @@ def test_a_read_only_folder_is_one_error_before_training(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+def test_a_folder_that_takes_no_file_is_one_error_naming_the_output():
+    # /proc passes the access check (as root too) but takes no new file
+    done = cli("train", "--out", "/proc/m.keras", *QUICK)
+    line = one_error(done, "cannot write /proc/m.keras")
+    assert ".lock" not in line
+
+
 @pytest.mark.slow  # several TensorFlow processes
 def test_kill_9_during_the_checkpoint_write_keeps_the_previous_model(tmp_path):
     out = tmp_path / "model.keras"

@@ -284,9 +284,13 @@ class OutputLock:
         self.release()
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`OutputBusyError`."""
+        """Take the lock or raise :class:`OutputBusyError`.
+
+        An output whose folder takes no new file raises ``OutputError``.
+        """
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with _writing(self.model_path):  # a folder that takes no new file
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
