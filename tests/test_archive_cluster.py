@@ -53,7 +53,9 @@ def test_no_scheduler_is_one_line_within_seconds(tmp_path):
     )
     assert time.monotonic() - start < 30
     assert done.returncode == 1
-    assert done.stderr.startswith("error: no Dask scheduler answers at")
+    assert done.stderr.startswith(
+        "napari-digits read: error: no Dask scheduler answers at"
+    )
     assert done.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
 

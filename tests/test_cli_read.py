@@ -99,7 +99,7 @@ def test_nothing_read_keeps_the_previous_table(tmp_path):
     done = napari_digits("read", str(tmp_path / "no_such_folder"), "--out", str(out))
     assert done.returncode == 1
     assert (
-        done.stderr.startswith("error: nothing to read")
+        done.stderr.startswith("napari-digits read: error: nothing to read")
         and "Traceback" not in done.stderr
     )
     assert out.read_text() == "a good table\n"
@@ -190,5 +190,6 @@ def test_bad_values_are_refused_before_work(tmp_path, option, value, message):
         "read", str(SAMPLE), "--out", str(tmp_path / "r.csv"), option, value
     )
     assert done.returncode == 1
-    assert done.stderr.startswith(f"error: {message}") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"napari-digits read: error: {message}")
+    assert done.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())

@@ -32,6 +32,7 @@ from napari_digits.archive.pages import (
     plan_jobs,
     read_jobs,
 )
+from napari_digits.cli._engine import error
 from napari_digits.current_model import model_file_problem, shipped_model_path
 from napari_digits.io import OutputError, check_output
 
@@ -147,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
         jobs, model = _prepare(args)
         return _read(args, jobs, model)
     except (UsageError, OutputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return error("read", exc)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[list[PageJob], str]:
@@ -224,13 +224,11 @@ def _read(args: argparse.Namespace, jobs: list[PageJob], model: str) -> int:
                     args, jobs, model, lambda todo: cluster.stream(c, todo, options)
                 )
         except cluster.ClusterError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return error("read", str(exc))
     try:
         predict = _predictor(model)
     except ValueError as exc:  # ModelFileError: a missing or unusable model
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return error("read", exc)
     return _journaled(args, jobs, model, lambda todo: read_jobs(todo, predict, options))
 
 
@@ -254,12 +252,10 @@ def _journaled(args, jobs: list[PageJob], model: str, read) -> int:
         raise
     except Exception as exc:  # the journal's disk is full, the cluster went away...
         _close(journal)
-        print(f"error: {type(exc).__name__}: {exc}; {kept}", file=sys.stderr)
-        return 1
+        return error("read", f"{type(exc).__name__}: {exc}; {kept}")
     if not journal.done:
         journal.discard()
-        print(f"error: no page could be read; {args.out} not written", file=sys.stderr)
-        return 1
+        return error("read", f"no page could be read; {args.out} not written")
     order = {job.path: job.order for job in jobs}
     written = journal.finalise(args.out, lambda file: order.get(file, -1))
     print(
