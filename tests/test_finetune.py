@@ -118,6 +118,8 @@ def test_select_learns_a_piece_of_several_digits_only_in_its_line():
 def test_finetune_refuses_bad_arguments_in_one_line(tmp_path):
     table = tmp_path / "r.csv"
     table.write_text("file\n")
+    part = tmp_path / "part.csv"
+    part.write_text("file,page,digit\np.png,,3\n")
     for args, words in [
         ((str(tmp_path / "none.csv"), "--out", str(tmp_path / "m.keras")), "no table"),
         ((str(table), "--out", str(tmp_path / "m.h5")), ".keras"),
@@ -126,6 +128,10 @@ def test_finetune_refuses_bad_arguments_in_one_line(tmp_path):
             "budget",
         ),
         ((str(table), "--out", str(tmp_path / "m.keras"), "--batches", "0"), "batches"),
+        (  # a table of another program: named, and refused before TensorFlow
+            (str(part), "--out", str(tmp_path / "m.keras")),
+            "line 2: no value in column 'page'",
+        ),
     ]:
         done = napari_digits("finetune", *args)
         assert done.returncode == 1

@@ -112,6 +112,24 @@ def test_corrections_are_kept_and_exported(tmp_path):
     ]
 
 
+def test_a_file_that_is_no_table_is_one_error_naming_it(tmp_path):
+    path = tmp_path / "t.csv"
+    write_csv(table(), path)
+    header, first = path.read_text().splitlines()[:2]
+    bad = first.split(",")
+    bad[CSV_HEADER.index("line")] = "x"
+    cases = {
+        "line 2: no value in column 'line'": "file,page,digit\np.png,1,0\n",
+        "line 3: 'x' in column 'line'": "\n".join([header, first, ",".join(bad), ""]),
+        "codec can't decode": b"\x89PNG\r\n\x1a\n\xff\xfe",
+    }
+    for words, text in cases.items():
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(ValueError, match="no table written by") as raised:
+            read_csv(path)
+        assert str(path) in str(raised.value) and words in str(raised.value)
+
+
 def test_a_piece_corrected_to_several_digits(tmp_path):
     """Two touching digits read as one, and a digit missed beside another."""
     rows = correct(table(), 1, "25")  # "12" is "125": the 2 held a 5 too

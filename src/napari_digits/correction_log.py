@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 from collections.abc import Sequence
@@ -119,6 +118,6 @@ def load(key: str, file: str, folder: Path | None = None) -> list[DigitRow]:
         rows = read_csv(path)
     except FileNotFoundError:
         return []
-    except (OSError, ValueError, TypeError, KeyError, csv.Error) as exc:
+    except (OSError, ValueError) as exc:  # results.read_csv names the problem
         raise ValueError(f"cannot read the corrections kept in {path}: {exc}") from None
     return [dataclasses.replace(r, file=file) for r in rows if r.corrected is not None]

@@ -488,16 +488,28 @@ def row_from_values(values: Mapping[str, object]) -> DigitRow:
     Empty text or None in ``corrected`` means no correction, else it is read
     by :func:`as_correction`; a table without a ``page`` column (written
     before pages were counted) is page 1.
+
+    Raises
+    ------
+    ValueError
+        For a missing column or value, or a value of the wrong kind (the
+        message names the column).
     """
     out: dict[str, object] = {}
     for key in CSV_HEADER:
         value = values.get(key, 1 if key == "page" else None)
+        if value in (None, "") and key not in ("corrected", "file"):
+            raise ValueError(f"no value in column {key!r}")
         if key == "file":
-            out[key] = str(value)
+            out[key] = "" if value is None else str(value)
         elif key == "corrected":
             out[key] = as_correction(value)  # type: ignore[arg-type]
         else:
-            out[key] = _FIELD_TYPES[key](value)
+            try:
+                out[key] = _FIELD_TYPES[key](value)
+            except (TypeError, ValueError):
+                message = f"{value!r} in column {key!r} is not a number"
+                raise ValueError(message) from None
     return DigitRow(**out)  # type: ignore[arg-type]
 
 
@@ -634,11 +646,25 @@ def iter_table(path: str | Path, *, batch: int = 65536) -> Iterator[DigitRow]:
                 yield from map(row_from_values, chunk.to_pylist())
         return
     with open(path, newline="") as f:
-        yield from map(row_from_values, csv.DictReader(f))
+        reader = csv.DictReader(f)
+        try:
+            for values in reader:
+                yield row_from_values(values)
+        except (ValueError, csv.Error) as exc:  # UnicodeDecodeError included
+            where = f"line {reader.line_num}: " if reader.line_num else ""
+            raise ValueError(
+                f"{path} is no table written by napari-digits ({where}{exc})"
+            ) from None
 
 
 def read_csv(path: str | Path) -> list[DigitRow]:
-    """Read a table written by :func:`write_csv`."""
+    """Read a table written by :func:`write_csv`.
+
+    Raises
+    ------
+    ValueError
+        For a file that is no such table (the message names it, and the line).
+    """
     return list(iter_table(path))
 
 

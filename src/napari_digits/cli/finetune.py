@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"napari-digits finetune: error: {problem}", file=sys.stderr)
         return 1
     model = args.model or str(shipped_model_path())
+    try:  # a table that is none: refused before TensorFlow's seconds to load
+        tables = [(table, results.read_csv(table)) for table in map(Path, args.tables)]
+    except (OSError, ValueError) as exc:
+        print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
+        return 1
     models = engine_models()
     options = {"ink": args.ink, "method": args.threshold}
     options["digit_height"] = args.digit_height
@@ -136,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         models.predict(model, np.zeros((1, 28, 28), np.uint8))
         learning = corrections.LearningSet()
-        for table in map(Path, args.tables):
-            rows = results.read_csv(table)
+        for table, rows in tables:
             learning.add(
                 corrections.from_tables(
                     rows,
