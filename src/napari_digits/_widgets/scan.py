@@ -457,7 +457,9 @@ class ScanWidget(QWidget):
             show_warning("no digits found" + (f" ({extra})" if extra else ""))
         self.layers.put(source, reading)
 
-    def _say_restored(self, restored: int, lost: int, problems: list[str]) -> None:
+    def _say_restored(
+        self, restored: int, lost: int, problems: list[str], what: str = "this page"
+    ) -> None:
         """Say what came back of the corrections kept from before."""
         problems = [p for p in problems if p]
         if problems:
@@ -465,7 +467,7 @@ class ScanWidget(QWidget):
             show_warning(problems[0] + more)
         if restored:
             show_info(
-                f"restored {restored} correction(s) you made to this page "
+                f"restored {restored} correction(s) you made to {what} "
                 f"before (kept in {correction_log.FOLDER})"
             )
         if lost > 0:
@@ -473,7 +475,9 @@ class ScanWidget(QWidget):
 
     def _show_planes(self, layer: Image, planes: Planes, total: int) -> None:
         """Show the rows of every plane; the page layers are of one page only."""
-        self._say_restored(planes.restored, planes.lost, planes.problems)
+        self._say_restored(
+            planes.restored, planes.lost, planes.problems, "these planes"
+        )
         self._set_aside(self.reading, "")
         self.reading, self.selected = None, None
         self.stack_rows, self.stack_layer = planes.rows, layer
