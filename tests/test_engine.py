@@ -184,6 +184,20 @@ def test_the_folder_of_a_viewer_and_engine_killed_at_once_goes_at_the_next_start
     assert list(system_tmp.iterdir()) == []
 
 
+def test_a_terminated_viewer_and_engine_leave_no_folder(system_tmp):
+    # as `timeout napari` does: SIGTERM to the viewer's whole process group
+    both = VIEWER_KILLED.replace("os.getpid()", "0").replace("os.kill", "os.killpg")
+    both = both.replace("SIGKILL", "SIGTERM")
+    viewer = subprocess.run(
+        [sys.executable, "-c", both], timeout=120, check=False, start_new_session=True
+    )
+    assert viewer.returncode == -signal.SIGTERM
+    deadline = time.monotonic() + 30  # the engine leaves on its own
+    while list(system_tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(system_tmp.iterdir()) == []
+
+
 def tiny(tmp_path, mnist_dir, **kwargs) -> p.TrainConfig:
     options = {"epochs": 1, "train_limit": 2000, "test_limit": 500} | kwargs
     return p.TrainConfig(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -61,6 +62,9 @@ def main(conn: Connection, stop: Any, tmp: str | None = None) -> None:
             scratch.hold(tmp)  # kept from a sweep while either end lives
     if hasattr(os, "nice"):
         os.nice(ENGINE_NICENESS)
+    # SIGTERM (``timeout``, a logout, ``kill``) often reaches the viewer's
+    # whole process group: leave as when the viewer goes, folder removed
+    signal.signal(signal.SIGTERM, lambda *_: _leave())
     while True:
         try:
             request_id, request = p.unpack(conn.recv())
