@@ -181,6 +181,7 @@ def test_finetune_learns_the_corrections_of_a_read_table(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # the longest default test (20 s); the widget's Learn tests stay
 def test_finetune_learns_the_lines_and_the_new_model_keeps_its_reader(
     tmp_path, mnist_dir, engine
 ):
