@@ -14,7 +14,7 @@ from pathlib import Path
 
 from napari_digits import io
 from napari_digits import learned_filters as lf
-from napari_digits.cli._engine import engine_models
+from napari_digits.cli._engine import engine_models, error
 from napari_digits.current_model import shipped_model_path
 
 
@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             write_png(args.out, tiles)
     except (OSError, ValueError) as exc:  # ModelFileError, NoConvolutionError
-        print(f"napari-digits filters: error: {exc}", file=sys.stderr)
-        return 1
+        return error("filters", exc)
     except MemoryError:
         print("napari-digits filters: error: not enough memory", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits import corrections, results
-from napari_digits.cli._engine import engine_models
+from napari_digits.cli._engine import engine_models, error
 from napari_digits.current_model import model_file_problem, shipped_model_path
 
 
@@ -126,14 +126,12 @@ def run(args: argparse.Namespace) -> int:
     """
     problem = _check(args)
     if problem:
-        print(f"napari-digits finetune: error: {problem}", file=sys.stderr)
-        return 1
+        return error("finetune", problem)
     model = args.model or str(shipped_model_path())
     try:  # a table that is none: refused before TensorFlow's seconds to load
         tables = [(table, results.read_csv(table)) for table in map(Path, args.tables)]
     except (OSError, ValueError) as exc:
-        print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
-        return 1
+        return error("finetune", exc)
     models = engine_models()
     options = {"ink": args.ink, "method": args.threshold}
     options["digit_height"] = args.digit_height
@@ -164,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
             config, log=lambda m: print(m, file=sys.stderr, flush=True)
         )
     except (OSError, ValueError) as exc:  # unreadable pages, bad tables, models
-        print(f"napari-digits finetune: error: {exc}", file=sys.stderr)
-        return 1
+        return error("finetune", exc)
     print(
         f"fine-tuned on {len(config.labels)} digits ({result.corrected} corrected) and "
         f"{result.lines} lines in "
