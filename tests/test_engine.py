@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def test_shutdown_mid_request_removes_the_temporary_folder(
         engine.shutdown()
 
 
-VIEWER_KILLED = """
+VIEWER = """
 import os, signal
 import numpy as np
 from napari_digits.current_model import shipped_model_path
@@ -146,29 +147,39 @@ from napari_digits.engine.client import get_engine
 from napari_digits.engine.protocol import Predict
 images = np.zeros((2, 28, 28), np.float32)
 get_engine().call(Predict(model=str(shipped_model_path()), images=images))
-os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(system_tmp):
-    viewer = subprocess.run(  # its TMPDIR: system_tmp
-        [sys.executable, "-c", VIEWER_KILLED], timeout=120, check=False
+def viewer_ends(sig: signal.Signals, *, with_engine: bool) -> None:
+    """Run a viewer (its TMPDIR: system_tmp) that starts its engine, then gets
+    ``sig``: alone, or with its engine (its whole process group)."""
+    end = "os.killpg(0, " if with_engine else "os.kill(os.getpid(), "
+    viewer = subprocess.run(
+        [sys.executable, "-c", f"{VIEWER}{end}signal.{sig.name})\n"],
+        timeout=120,
+        check=False,
+        start_new_session=with_engine,
     )
-    assert viewer.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 30  # the engine sees its pipe close
-    while list(system_tmp.iterdir()) and time.monotonic() < deadline:
+    assert viewer.returncode == -sig
+
+
+def emptied(folder: Path, seconds: float = 30) -> bool:
+    """Whether ``folder`` is empty within ``seconds`` (an engine leaving)."""
+    deadline = time.monotonic() + seconds
+    while list(folder.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert list(system_tmp.iterdir()) == []
+    return not list(folder.iterdir())
+
+
+def test_an_engine_whose_viewer_was_killed_removes_its_temporary_folder(system_tmp):
+    viewer_ends(signal.SIGKILL, with_engine=False)
+    assert emptied(system_tmp)  # the engine sees its pipe close
 
 
 def test_the_folder_of_a_viewer_and_engine_killed_at_once_goes_at_the_next_start(
     system_tmp,
 ):
-    both = VIEWER_KILLED.replace("os.getpid()", "0").replace("os.kill", "os.killpg")
-    viewer = subprocess.run(  # the viewer and its engine: one process group
-        [sys.executable, "-c", both], timeout=120, check=False, start_new_session=True
-    )
-    assert viewer.returncode == -signal.SIGKILL
+    viewer_ends(signal.SIGKILL, with_engine=True)
     [left] = system_tmp.iterdir()  # nobody was left to remove it
     assert left.name.startswith("napari-digits-default-")
     deadline = time.monotonic() + 30  # the killed engine may still be exiting
@@ -186,16 +197,8 @@ def test_the_folder_of_a_viewer_and_engine_killed_at_once_goes_at_the_next_start
 
 def test_a_terminated_viewer_and_engine_leave_no_folder(system_tmp):
     # as `timeout napari` does: SIGTERM to the viewer's whole process group
-    both = VIEWER_KILLED.replace("os.getpid()", "0").replace("os.kill", "os.killpg")
-    both = both.replace("SIGKILL", "SIGTERM")
-    viewer = subprocess.run(
-        [sys.executable, "-c", both], timeout=120, check=False, start_new_session=True
-    )
-    assert viewer.returncode == -signal.SIGTERM
-    deadline = time.monotonic() + 30  # the engine leaves on its own
-    while list(system_tmp.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert list(system_tmp.iterdir()) == []
+    viewer_ends(signal.SIGTERM, with_engine=True)
+    assert emptied(system_tmp)  # the engine leaves on its own
 
 
 def tiny(tmp_path, mnist_dir, **kwargs) -> p.TrainConfig:
