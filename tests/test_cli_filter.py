@@ -82,7 +82,9 @@ def test_bad_input_is_a_message_and_exit_1(tmp_path, capsys, make, extra, messag
     extra = [e for e in extra if e != "--out-png"]
     kernel = [] if "--kernel" in extra else ["--kernel", "sobel"]
     assert main(["filter", str(src), *kernel, *extra, "--out", str(out)]) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("napari-digits filter: error: ") and message in err
+    assert err.count("\n") == 1  # one line, never a traceback
     assert not out.exists()
 
 

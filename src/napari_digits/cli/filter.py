@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from napari_digits import io, kernels
+from napari_digits.cli._engine import error
 
 OUTPUTS = (".tif", ".tiff", ".npy")
 
 
-class CommandError(Exception):
+class CommandError(ValueError):
     """A user error: print the message and exit with status 1."""
 
 
@@ -116,14 +117,9 @@ def run(args: argparse.Namespace) -> int:
         del image
         write_result(result, args.out, rgb=rgb)
     except (CommandError, kernels.KernelError, OSError) as exc:
-        print(f"napari-digits filter: error: {exc}", file=sys.stderr)
-        return 1
+        return error("filter", exc)
     except MemoryError:
-        print(
-            f"napari-digits filter: error: not enough memory to filter {args.input}",
-            file=sys.stderr,
-        )
-        return 1
+        return error("filter", f"not enough memory to filter {args.input}")
     print(f"{args.out}: {args.kernel} of {args.input.name}, {result.shape} float32")
     return 0
 
