@@ -144,6 +144,7 @@ def test_a_bad_model_file_is_an_error_notification(widget, qtbot, tmp_path, note
     assert current_model.path == before
 
 
+@pytest.mark.slow  # two engine starts (16 s): keeps the default suite under 10 min
 def test_engine_killed_mid_run_is_reported_and_a_new_start_works(
     widget, qtbot, tmp_path, mnist_dir, notes
 ):
@@ -232,6 +233,7 @@ def test_resume_reads_the_earlier_curves_from_the_checkpoint(widget, tmp_path):
     assert widget.curves.loss_data[:, 1].tolist() == [0.5, 0.2]
 
 
+@pytest.mark.slow  # two trainings (13 s): keeps the default suite under 10 min
 def test_resume_keeps_the_curves_on_view(widget, qtbot, tmp_path, mnist_dir):
     widget.start(tiny(tmp_path, mnist_dir, epochs=1))
     qtbot.waitUntil(lambda: not widget.running, timeout=LONG)
