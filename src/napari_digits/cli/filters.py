@@ -9,7 +9,6 @@ closest classic kernel of every filter.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from napari_digits import io
@@ -106,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # ModelFileError, NoConvolutionError
         return error("filters", exc)
     except MemoryError:
-        print("napari-digits filters: error: not enough memory", file=sys.stderr)
-        return 1
+        return error("filters", "not enough memory")
     print(f"model: {path}")
     print(describe_layer(conv))
     print(lf.format_matches(lf.match_filters(conv.kernel)))
