@@ -105,3 +105,28 @@ def test_field_lines_are_seeded_and_hold_their_digits(mnist):
     assert all(row.any() for row in inked)
     assert (images.max(axis=(1, 2)) > 200).all()
     assert not np.array_equal(images, make_fields(pool, classes, 40, seed=2)[0])
+
+
+def test_varied_lines_keep_both_ends_of_their_ink_and_change_their_shape():
+    from scipy import ndimage as ndi
+
+    from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_MARGIN, FIELD_WIDTH
+    from napari_digits.synthetic_fields import vary_lines
+
+    # a bar at each end of a line as wide as the field: neither may be lost
+    lines = np.zeros((60, FIELD_HEIGHT, FIELD_WIDTH), np.uint8)
+    left, right = FIELD_MARGIN, FIELD_WIDTH - FIELD_MARGIN - 3
+    lines[:, 4:28, left : left + 3] = 255
+    lines[:30, 4:28, right : right + 3] = 255
+    lines[30:, 4:28, left + 126 : left + 129] = 255  # and a shorter line
+    varied = vary_lines(lines, np.random.default_rng(0))
+    again = vary_lines(lines, np.random.default_rng(0))
+    assert varied.shape == lines.shape and varied.dtype == np.uint8
+    assert np.array_equal(varied, again)
+    for line in varied:
+        assert ndi.label(line > 100)[1] == 2
+    spans = [np.ptp(np.flatnonzero(v.max(axis=0) > 100)) for v in varied[30:]]
+    assert min(spans) < 0.9 * 126 and max(spans) > 1.1 * 126  # narrower, wider
+    slants = [np.argmax(v[6] > 100) - np.argmax(v[26] > 100) for v in varied]
+    assert min(slants) < -3 and max(slants) > 3
+    assert not vary_lines(np.zeros_like(lines[:2]), np.random.default_rng(1)).any()

@@ -20,12 +20,21 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_digits import augment
-from napari_digits.scan.fields import FIELD_HEIGHT, FIELD_WIDTH, field_image
+from napari_digits.scan.fields import (
+    FIELD_HEIGHT,
+    FIELD_MARGIN,
+    FIELD_WIDTH,
+    field_image,
+)
 
 #: longest line, in digits
 MAX_DIGITS = 7
 #: how often a line holds 1, 2, ... ``MAX_DIGITS`` digits
 LENGTHS = np.array([0.08, 0.14, 0.2, 0.2, 0.18, 0.12, 0.08])
+#: :func:`vary_lines`: a line's width changes by up to this fraction, and
+#: its slant by up to this many columns a row
+VARY_WIDTH = 0.2
+VARY_SLANT = 0.3
 
 
 def digit_pool(
@@ -192,3 +201,68 @@ def _underline(canvas: np.ndarray, size: float, rng) -> None:
     a = max(0, cols[0] - int(size * rng.uniform(0, 0.5)))
     z = cols[-1] + int(size * rng.uniform(-0.3, 0.5))
     np.maximum(canvas[r : r + t, a:z], rng.uniform(0.6, 1), out=canvas[r : r + t, a:z])
+
+
+def vary_lines(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    width: float = VARY_WIDTH,
+    slant: float = VARY_SLANT,
+) -> np.ndarray:
+    """Write each line again a little narrower or wider, slanted, thicker or thinner.
+
+    What the few lines a user corrected are learnt with, so that the field
+    reader learns their hands rather than their pixels. Each line is scaled
+    across by ``1 +- width`` (never past the field's right edge), sheared by
+    up to ``slant`` columns a row about its middle row (moved right to keep
+    its left end), its strokes made a pixel thicker or thinner a quarter of
+    the time each, and its ink 0.75 to 1 times as bright.
+
+    Parameters
+    ----------
+    images : ndarray
+        uint8 ``(N, FIELD_HEIGHT, FIELD_WIDTH)`` lines, white ink on black,
+        as :func:`napari_digits.scan.fields.field_image` makes them.
+    rng : numpy.random.Generator
+        The randomness.
+    width, slant : float
+        How much to change each line's width and slant, at most.
+
+    Returns
+    -------
+    ndarray
+        The varied lines, same shape and dtype.
+
+    Examples
+    --------
+    >>> lines = np.zeros((2, FIELD_HEIGHT, FIELD_WIDTH), np.uint8)
+    >>> lines[:, 4:28, 2:180] = 255
+    >>> varied = vary_lines(lines, np.random.default_rng(0))
+    >>> varied.shape, bool(varied[:, :, -1].any())
+    ((2, 32, 192), False)
+    """
+    out = np.empty_like(images)
+    h, w = images.shape[1:]
+    m = FIELD_MARGIN
+    for k, image in enumerate(images):
+        cols = np.flatnonzero(image.max(axis=0))
+        right = cols[-1] if cols.size else m
+        shear = rng.uniform(-slant, slant)
+        d = abs(shear) * h / 2
+        sx = rng.uniform(1 - width, 1 + width)
+        sx = min(sx, (w - 2 - 2 * m - d) / max(right - m + d, 1.0))
+        # output (r, c) shows input (r, (c - m - d) / sx + m + shear * (r - h/2))
+        line = ndi.affine_transform(
+            image.astype(np.float32),
+            np.array([[1.0, 0.0], [shear, 1.0 / sx]]),
+            (0.0, m - (m + d) / sx - shear * h / 2),
+            order=1,
+        )
+        pick = rng.random()
+        if pick < 0.25:
+            line = ndi.grey_dilation(line, size=(2, 2))
+        elif pick < 0.5:
+            line = ndi.grey_erosion(line, size=(2, 2))
+        out[k] = np.clip(line * rng.uniform(0.75, 1.0), 0, 255).astype(np.uint8)
+    return out
