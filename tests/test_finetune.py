@@ -198,7 +198,12 @@ def test_finetune_learns_the_lines_and_the_new_model_keeps_its_reader(
     from napari_digits.data import load_mnist
     from napari_digits.engine.protocol import Finetune, FinetuneConfig, Predict
     from napari_digits.scan.fields import decode
-    from napari_digits.synthetic_fields import digit_pool, make_fields
+    from napari_digits.synthetic_fields import (
+        VARY_SLANT,
+        VARY_WIDTH,
+        digit_pool,
+        make_fields,
+    )
 
     mnist = load_mnist(mnist_dir)
     rng = np.random.default_rng(0)
@@ -236,6 +241,7 @@ def test_finetune_learns_the_lines_and_the_new_model_keeps_its_reader(
     sidecar = json.loads(Path(f"{a}.json").read_text())
     record = sidecar["field_reader"]
     assert result.lines == record["lines"] == 24
+    assert record["user_lines_varied"] == {"width": VARY_WIDTH, "slant": VARY_SLANT}
     assert result.steps == record["steps"] == sidecar["batches"] == batches
     after = right(str(a))  # a.keras reads lines with its own a.fields.keras
     assert (tmp_path / "a.fields.keras").is_file()

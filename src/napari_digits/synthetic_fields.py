@@ -12,6 +12,7 @@ reading), an underline, trailing digits written smaller, and slanted as a
 whole; four lines in ten of at least three digits end in two to four 0s, as
 amounts do. The lines are cut to their ink and scaled as the reader scales a
 page's lines (:func:`napari_digits.scan.fields.field_image`).
+:func:`vary_lines` writes a user's own lines again, varied, for fine-tuning.
 """
 
 from __future__ import annotations

@@ -235,7 +235,13 @@ def finetune_reader(
     napari_digits.engine.checkpoints.ModelFileError
         When ``base`` is not a field reader.
     """
-    from napari_digits.synthetic_fields import digit_pool, make_fields, vary_lines
+    from napari_digits.synthetic_fields import (
+        VARY_SLANT,
+        VARY_WIDTH,
+        digit_pool,
+        make_fields,
+        vary_lines,
+    )
 
     start = time.perf_counter()
     model = _load_reader(base)
@@ -273,6 +279,7 @@ def finetune_reader(
         "steps": steps,
         "batch_size": FINETUNE_BATCH,
         "user_lines_a_batch": FINETUNE_USER,
+        "user_lines_varied": {"width": VARY_WIDTH, "slant": VARY_SLANT},
         "learning_rate": FINETUNE_RATE,
         "final_loss": round(loss, 4),
         "wall_time_s": round(time.perf_counter() - start, 1),
