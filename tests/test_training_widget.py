@@ -78,6 +78,8 @@ def test_mixed_precision_is_offered_only_for_a_gpu(widget, qtbot):
     assert not widget._mixed.enabled and not widget._mixed.value
 
 
+@pytest.mark.slow  # a training stopped by a closing viewer (9 s): the default
+# suite took 9:32 and 10:21 in clean clones, over or near its 10 minutes
 def test_closing_the_viewer_mid_training_ends_the_engine(
     make_napari_viewer, qtbot, tmp_path, mnist_dir
 ):
@@ -118,6 +120,7 @@ def test_training_end_to_end_reaches_curves_and_sets_the_model(
     assert confusion.shape == (10, 10) and confusion.sum() == 500
 
 
+@pytest.mark.slow  # 10 s; the engine's own stop test stays in the default suite
 def test_stop_keeps_a_checkpoint_that_loads(widget, qtbot, tmp_path, mnist_dir, notes):
     widget.start(tiny(tmp_path, mnist_dir, epochs=50))
     qtbot.waitUntil(lambda: len(widget.curves.accuracy_data) >= 1, timeout=LONG)
