@@ -345,6 +345,8 @@ def test_a_file_size_limit_is_one_error_before_training(model):
 
 SAVE_UNDER_LIMIT = """
 import resource, sys
+from napari_digits import scratch
+scratch.use_own()  # as the commands and the engine do, before TensorFlow
 from napari_digits.engine.checkpoints import save_model, write_state
 from napari_digits.engine.models import keras
 model = keras.models.load_model(sys.argv[1], compile=False)
@@ -358,15 +360,20 @@ for write in (lambda: save_model(model, sys.argv[1]),
 """
 
 
-def test_a_full_disk_during_the_save_keeps_the_previous_files(model):
+def test_a_full_disk_during_the_save_keeps_the_previous_files(model, tmp_path):
+    """Keras's own temporary folder is left behind when its clean-up cannot
+    write either: in the process's folder of its own, it goes at exit."""
     before, state = model.read_bytes(), Path(f"{model}.json").read_bytes()
-    done = run_script(SAVE_UNDER_LIMIT, model)
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    done = run_script(SAVE_UNDER_LIMIT, model, env={"TMPDIR": str(system_tmp)})
     errors = [x for x in done.stdout.splitlines() if x.startswith("ERROR")]
     assert len(errors) == 2, done.stdout + done.stderr[-2000:]
     assert all("the file there before is unchanged" in e for e in errors)
     assert model.read_bytes() == before
     assert Path(f"{model}.json").read_bytes() == state
     assert temporaries(model.parent) == []
+    assert list(system_tmp.iterdir()) == []
 
 
 def test_a_read_only_folder_is_one_error_before_training(tmp_path):
